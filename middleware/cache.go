@@ -1,0 +1,101 @@
+package middleware
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"sync"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/middleware/principal"
+)
+
+// tokenKey is the SHA-256 of a token: the cache never holds tokens, and a
+// collision would need a second preimage.
+type tokenKey [sha256.Size]byte
+
+func keyOf(token string) tokenKey { return sha256.Sum256([]byte(token)) }
+
+// short is the first 12 hex digits of the key: enough to follow one token
+// through the logs, useless for replaying it.
+func (k tokenKey) short() string { return hex.EncodeToString(k[:6]) }
+
+type cacheEntry struct {
+	p       principal.Principal
+	expires time.Time
+}
+
+// verifiedCache remembers tokens that passed verification, until their exp
+// or a maximum age, whichever is first. It is bounded: when full, it drops
+// expired entries and then arbitrary ones (Go's map iteration order is
+// random), which costs nothing on the hit path and cannot be steered by an
+// attacker into evicting one chosen entry.
+type verifiedCache struct {
+	mu      sync.RWMutex
+	entries map[tokenKey]cacheEntry
+	max     int
+	maxAge  time.Duration
+}
+
+func newVerifiedCache(max int, maxAge time.Duration) *verifiedCache {
+	if max <= 0 {
+		return nil
+	}
+	return &verifiedCache{entries: make(map[tokenKey]cacheEntry, min(max, 1024)), max: max, maxAge: maxAge}
+}
+
+func (c *verifiedCache) get(k tokenKey, now time.Time) (principal.Principal, bool) {
+	if c == nil {
+		return principal.Principal{}, false
+	}
+	c.mu.RLock()
+	e, ok := c.entries[k]
+	c.mu.RUnlock()
+	if !ok || !now.Before(e.expires) {
+		return principal.Principal{}, false
+	}
+	return e.p, true
+}
+
+func (c *verifiedCache) put(k tokenKey, p principal.Principal, now time.Time) {
+	if c == nil {
+		return
+	}
+	expires := now.Add(c.maxAge)
+	if !p.ExpiresAt.IsZero() && p.ExpiresAt.Before(expires) {
+		expires = p.ExpiresAt
+	}
+	if !now.Before(expires) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		c.evict(now)
+	}
+	c.entries[k] = cacheEntry{p: p, expires: expires}
+}
+
+// evict frees about a tenth of the cache; the caller holds the lock.
+func (c *verifiedCache) evict(now time.Time) {
+	target := c.max - c.max/10 - 1
+	for k, e := range c.entries {
+		if !now.Before(e.expires) {
+			delete(c.entries, k)
+		}
+	}
+	for k := range c.entries {
+		if len(c.entries) <= target {
+			return
+		}
+		delete(c.entries, k)
+	}
+}
+
+func (c *verifiedCache) len() int {
+	if c == nil {
+		return 0
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
+}

@@ -1,0 +1,78 @@
+package middleware
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// Metadata is the part of an authorization server's metadata (OpenID
+// Connect Discovery 1.0 §3, RFC 8414 §2) that a resource server uses.
+type Metadata struct {
+	Issuer                string `json:"issuer"`
+	JWKSURI               string `json:"jwks_uri"`
+	IntrospectionEndpoint string `json:"introspection_endpoint"`
+}
+
+// Discover fetches the issuer's metadata: first
+// {issuer}/.well-known/openid-configuration, then the RFC 8414 location
+// /.well-known/oauth-authorization-server{path}. The document's issuer must
+// equal the configured one exactly (OIDC Discovery §4.3, RFC 8414 §3.3),
+// which stops a document from vouching for another issuer's keys.
+func Discover(ctx context.Context, client *http.Client, issuer string) (*Metadata, error) {
+	if client == nil {
+		client = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("middleware: issuer %q is not an http(s) URL without query or fragment", issuer)
+	}
+	oidc := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+	rfc8414 := u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.EscapedPath(), "/")
+	var errs []error
+	for _, loc := range []string{oidc, rfc8414} {
+		md, err := fetchMetadata(ctx, client, loc)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if md.Issuer != issuer {
+			return nil, fmt.Errorf("middleware: metadata at %s names issuer %q, want exactly %q", loc, md.Issuer, issuer)
+		}
+		return md, nil
+	}
+	return nil, fmt.Errorf("middleware: discovery for issuer %q failed: %w", issuer, errors.Join(errs...))
+}
+
+func fetchMetadata(ctx context.Context, client *http.Client, loc string) (*Metadata, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: status %d", loc, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, DefaultMaxMetadataBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", loc, err)
+	}
+	if len(body) > DefaultMaxMetadataBytes {
+		return nil, fmt.Errorf("GET %s: document larger than %d bytes", loc, DefaultMaxMetadataBytes)
+	}
+	var md Metadata
+	if err := json.Unmarshal(body, &md); err != nil {
+		return nil, fmt.Errorf("GET %s: not a metadata document: %w", loc, err)
+	}
+	return &md, nil
+}

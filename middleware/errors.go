@@ -1,0 +1,184 @@
+package middleware
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// Sentinel errors returned (wrapped) by Authenticate; test them with errors.Is.
+var (
+	ErrNoToken      = errors.New("middleware: no access token")
+	ErrMalformed    = errors.New("middleware: malformed authorization")
+	ErrInvalidToken = errors.New("middleware: invalid token")
+	ErrScope        = errors.New("middleware: insufficient scope")
+	ErrUnavailable  = errors.New("middleware: authorization server unavailable")
+)
+
+// Reasons name why a request was refused. They are a small fixed set, fit
+// for metric labels.
+const (
+	ReasonOK             = "ok"
+	ReasonNoToken        = "no_token"
+	ReasonMalformed      = "malformed_request"
+	ReasonCSRF           = "csrf"
+	ReasonBadToken       = "malformed_token"
+	ReasonTooLarge       = "token_too_large"
+	ReasonBadHeader      = "bad_header"
+	ReasonAlgorithm      = "bad_algorithm"
+	ReasonUnknownKey     = "unknown_key"
+	ReasonSignature      = "bad_signature"
+	ReasonExpired        = "expired"
+	ReasonNotYetValid    = "not_yet_valid"
+	ReasonIssuedInFuture = "issued_in_future"
+	ReasonIssuer         = "bad_issuer"
+	ReasonAudience       = "bad_audience"
+	ReasonMissingClaim   = "missing_claim"
+	ReasonInactive       = "inactive"
+	ReasonScope          = "insufficient_scope"
+	ReasonUnavailable    = "unavailable"
+)
+
+// authError is what Authenticate returns: a sentinel kind, a reason for
+// metrics, a fixed description that is safe to send to the client, and the
+// underlying cause for logs.
+type authError struct {
+	kind   error
+	reason string
+	desc   string
+	cause  error
+	realm  string
+	scopes []string // for ErrScope: the scopes the route needs
+}
+
+func (e *authError) Error() string {
+	s := e.kind.Error() + ": " + e.desc
+	if e.cause != nil {
+		s += ": " + e.cause.Error()
+	}
+	return s
+}
+
+func (e *authError) Is(target error) bool { return target == e.kind }
+func (e *authError) Unwrap() error        { return e.cause }
+
+func newErr(kind error, reason, desc string, cause error) *authError {
+	return &authError{kind: kind, reason: reason, desc: desc, cause: cause}
+}
+
+// Reason returns the reason code of an error from Authenticate, or
+// ReasonOK for nil.
+func Reason(err error) string {
+	if err == nil {
+		return ReasonOK
+	}
+	var ae *authError
+	if errors.As(err, &ae) {
+		return ae.reason
+	}
+	switch {
+	case errors.Is(err, ErrNoToken):
+		return ReasonNoToken
+	case errors.Is(err, ErrMalformed):
+		return ReasonMalformed
+	case errors.Is(err, ErrScope):
+		return ReasonScope
+	case errors.Is(err, ErrUnavailable):
+		return ReasonUnavailable
+	}
+	return ReasonBadToken
+}
+
+// RetryAfter is the Retry-After value, in seconds, sent with 503 answers.
+const RetryAfter = 5
+
+// WriteError writes the RFC 6750 §3 answer for an error from Authenticate
+// or a scope check: the status, the WWW-Authenticate challenge and an RFC
+// 9457 problem+json body. The description is fixed text chosen by this
+// package, never the wrapped cause, so nothing of the token is echoed.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *authError
+	if !errors.As(err, &ae) {
+		ae = &authError{kind: ErrInvalidToken, desc: "invalid token"}
+		switch {
+		case errors.Is(err, ErrNoToken):
+			ae.kind, ae.desc = ErrNoToken, "no access token"
+		case errors.Is(err, ErrMalformed):
+			ae.kind, ae.desc = ErrMalformed, "malformed authorization"
+		case errors.Is(err, ErrScope):
+			ae.kind, ae.desc = ErrScope, "insufficient scope"
+		case errors.Is(err, ErrUnavailable):
+			ae.kind, ae.desc = ErrUnavailable, "authorization server unavailable"
+		}
+	}
+	var status int
+	var challenge string
+	switch ae.kind {
+	case ErrNoToken:
+		status, challenge = http.StatusUnauthorized, bearer(ae.realm)
+	case ErrMalformed:
+		status, challenge = http.StatusBadRequest, bearer(ae.realm, "error", "invalid_request", "error_description", ae.desc)
+	case ErrScope:
+		status = http.StatusForbidden
+		challenge = bearer(ae.realm, "error", "insufficient_scope", "error_description", ae.desc, "scope", strings.Join(ae.scopes, " "))
+	case ErrUnavailable:
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfter))
+	default:
+		status, challenge = http.StatusUnauthorized, bearer(ae.realm, "error", "invalid_token", "error_description", ae.desc)
+	}
+	if challenge != "" {
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	// Authentication answers depend on credentials: never cache them.
+	w.Header().Set("Cache-Control", "no-store")
+	writeProblem(w, status, ae.desc, ae.reason)
+}
+
+// bearer builds a Bearer challenge from the realm and attribute pairs.
+// Values are fixed text of this package, but are escaped all the same.
+func bearer(realm string, kv ...string) string {
+	var parts []string
+	if realm != "" {
+		parts = append(parts, `realm=`+quote(realm))
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		parts = append(parts, kv[i]+"="+quote(kv[i+1]))
+	}
+	if len(parts) == 0 {
+		return "Bearer"
+	}
+	return "Bearer " + strings.Join(parts, ", ")
+}
+
+func quote(s string) string {
+	// RFC 6750 §3 limits these values to printable ASCII other than '"'
+	// and '\'; drop anything else rather than emit a broken header.
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, c := range []byte(s) {
+		if c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+func writeProblem(w http.ResponseWriter, status int, detail, reason string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	body := map[string]any{
+		"type":   "about:blank",
+		"title":  http.StatusText(status),
+		"status": status,
+		"detail": detail,
+	}
+	if reason != "" {
+		body["reason"] = reason
+	}
+	_ = json.NewEncoder(w).Encode(body)
+}

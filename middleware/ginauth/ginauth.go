@@ -1,0 +1,46 @@
+// Package ginauth adapts middleware.Authenticator to Gin. The verified
+// caller is stored in the request context, so handlers read it with
+// principal.From(c.Request.Context()) or Principal(c), the same way on
+// either stack.
+package ginauth
+
+import (
+	"github.com/gin-gonic/gin"
+
+	"github.com/tollgate-dev/tollgate/middleware"
+	"github.com/tollgate-dev/tollgate/middleware/principal"
+)
+
+// Require answers every request without a valid token with
+// middleware.WriteError and aborts the chain; others continue with the
+// Principal in c.Request's context.
+func Require(a *middleware.Authenticator) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p, err := a.Authenticate(c.Request)
+		if err != nil {
+			middleware.WriteError(c.Writer, c.Request, err)
+			c.Abort()
+			return
+		}
+		c.Request = c.Request.WithContext(principal.With(c.Request.Context(), p))
+		c.Next()
+	}
+}
+
+// RequireScopes, placed after Require, answers 403 insufficient_scope
+// unless the caller holds every one of scopes.
+func RequireScopes(a *middleware.Authenticator, scopes ...string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := a.CheckScopes(c.Request.Context(), scopes...); err != nil {
+			middleware.WriteError(c.Writer, c.Request, err)
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
+}
+
+// Principal returns the verified caller of the request, if any.
+func Principal(c *gin.Context) (principal.Principal, bool) {
+	return principal.From(c.Request.Context())
+}

@@ -1,0 +1,27 @@
+package middleware
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/tollgate-dev/tollgate/middleware/principal"
+)
+
+func levelFor(err error) slog.Level {
+	if errors.Is(err, ErrUnavailable) {
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+func reasonAttr(err error) slog.Attr { return slog.String("reason", Reason(err)) }
+
+func sourceAttr(src principal.Source) slog.Attr { return slog.String("source", string(src)) }
+
+func tokenAttr(k tokenKey) slog.Attr { return slog.String("token_sha256", k.short()) }
+
+func subjectAttr(p principal.Principal) slog.Attr { return slog.String("sub", p.Subject) }
+
+// errAttr logs the cause of a refusal. Causes come from golang-jwt, keyfunc
+// and net/http, none of which quote the token.
+func errAttr(err error) slog.Attr { return slog.String("error", err.Error()) }

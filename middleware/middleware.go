@@ -1,0 +1,169 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/tollgate-dev/tollgate/middleware/principal"
+)
+
+// Authenticator verifies access tokens. It is safe for concurrent use.
+type Authenticator struct {
+	cfg     Config
+	keys    *keySource
+	jwt     *jwtVerifier
+	cache   *verifiedCache
+	jwksURL string
+}
+
+// New checks cfg and returns an Authenticator. When JWKSURL is empty it
+// discovers it from the issuer's metadata, which must answer now. Keys are
+// fetched in the background until ctx ends; until they arrive requests
+// are answered 503 (see Ready).
+func New(ctx context.Context, cfg Config) (*Authenticator, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.AllowedOrigins = trimOrigins(cfg.AllowedOrigins)
+	a := &Authenticator{cfg: cfg, cache: newVerifiedCache(cfg.CacheSize, cfg.CacheMaxAge)}
+	if len(cfg.HMACSecret) == 0 {
+		url := cfg.JWKSURL
+		if url == "" {
+			md, err := Discover(ctx, cfg.HTTPClient, cfg.Issuer)
+			if err != nil {
+				return nil, err
+			}
+			if md.JWKSURI == "" {
+				return nil, fmt.Errorf("middleware: issuer %q publishes no jwks_uri; set JWKSURL", cfg.Issuer)
+			}
+			if err := checkHTTPURL(md.JWKSURI); err != nil {
+				return nil, fmt.Errorf("middleware: discovered jwks_uri: %w", err)
+			}
+			url = md.JWKSURI
+		}
+		ks, err := newKeySource(url, &a.cfg)
+		if err != nil {
+			return nil, err
+		}
+		a.keys, a.jwksURL = ks, url
+		go ks.run(ctx, cfg.JWKSRefreshInterval)
+	}
+	a.jwt = newJWTVerifier(&a.cfg, a.keys)
+	return a, nil
+}
+
+func trimOrigins(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, o := range in {
+		out = append(out, strings.TrimSuffix(o, "/"))
+	}
+	return out
+}
+
+// JWKSURL is the key set URL in use, configured or discovered; empty with
+// an HMAC secret.
+func (a *Authenticator) JWKSURL() string { return a.jwksURL }
+
+// Ready reports nil once the Authenticator can verify tokens: its signing
+// keys have been loaded at least once.
+func (a *Authenticator) Ready(context.Context) error {
+	if a.keys != nil && !a.keys.loaded.Load() {
+		return errors.New("middleware: signing keys not loaded yet")
+	}
+	return nil
+}
+
+// Authenticate verifies the request's access token and returns the caller.
+// Its errors wrap one of the package's sentinels; pass them to WriteError.
+func (a *Authenticator) Authenticate(r *http.Request) (principal.Principal, error) {
+	p, cached, src, err := a.authenticate(r)
+	if err != nil {
+		var ae *authError
+		if errors.As(err, &ae) {
+			copied := *ae
+			copied.realm = a.cfg.Realm
+			err = &copied
+		}
+	}
+	if a.cfg.OnOutcome != nil {
+		a.cfg.OnOutcome(Outcome{Reason: Reason(err), Cached: cached, Source: string(src), Err: err})
+	}
+	return p, err
+}
+
+func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, cached bool, src principal.Source, err error) {
+	token, src, err := a.extract(r)
+	if err != nil {
+		if !errors.Is(err, ErrNoToken) {
+			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "request refused", reasonAttr(err), sourceAttr(src))
+		}
+		return p, false, src, err
+	}
+	key := keyOf(token)
+	now := a.cfg.Now()
+	if p, ok := a.cache.get(key, now); ok {
+		p.Source = src
+		return p, true, src, nil
+	}
+	p, err = a.jwt.verify(r.Context(), token)
+	if err != nil {
+		a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), tokenAttr(key), errAttr(err))
+		return p, false, src, err
+	}
+	p.TokenHash = key.short()
+	a.cache.put(key, p, now)
+	p.Source = src
+	return p, false, src, nil
+}
+
+// Require is net/http middleware: it answers every request without a valid
+// token with WriteError, and passes the others on with the Principal in
+// their context.
+func (a *Authenticator) Require(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := a.Authenticate(r)
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(principal.With(r.Context(), p)))
+	})
+}
+
+// CheckScopes returns nil when the request's verified caller holds every
+// one of scopes, and an ErrScope error naming them otherwise. It must run
+// after Require.
+func (a *Authenticator) CheckScopes(ctx context.Context, scopes ...string) error {
+	p, ok := principal.From(ctx)
+	if !ok {
+		return &authError{kind: ErrNoToken, reason: ReasonNoToken, desc: "no access token", realm: a.cfg.Realm}
+	}
+	if p.HasScopes(scopes...) {
+		return nil
+	}
+	err := &authError{kind: ErrScope, reason: ReasonScope, desc: "token lacks a required scope", realm: a.cfg.Realm, scopes: scopes}
+	if a.cfg.OnOutcome != nil {
+		a.cfg.OnOutcome(Outcome{Reason: ReasonScope, Source: string(p.Source), Err: err})
+	}
+	a.cfg.Logger.LogAttrs(ctx, levelFor(err), "request refused", reasonAttr(err), subjectAttr(p))
+	return err
+}
+
+// RequireScopes is net/http middleware, placed after Require, that answers
+// 403 insufficient_scope naming the scopes unless the caller holds all of
+// them. With no scopes it lets every authenticated request through.
+func (a *Authenticator) RequireScopes(scopes ...string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := a.CheckScopes(r.Context(), scopes...); err != nil {
+				WriteError(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
