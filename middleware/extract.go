@@ -136,6 +136,23 @@ func isToken68Scheme(s string) bool {
 	return s != ""
 }
 
+// b64tokenChars marks the bytes of RFC 6750's b64token alphabet.
+var b64tokenChars = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~+/" {
+		t[c] = true
+	}
+	return t
+}()
+
 // isB64Token reports whether s matches RFC 6750's
 // b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 func isB64Token(s string) bool {
@@ -147,8 +164,7 @@ func isB64Token(s string) bool {
 		return false
 	}
 	for i := 0; i < n; i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+		if !b64tokenChars[s[i]] {
 			return false
 		}
 	}

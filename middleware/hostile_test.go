@@ -66,9 +66,9 @@ func TestHostileTokens(t *testing.T) {
 	payload := func(edit func(jwt.MapClaims)) jwt.MapClaims { return with(edit) }
 
 	const (
-		ok      = ""
-		invTok  = "invalid_token"
-		invReq  = "invalid_request"
+		ok     = ""
+		invTok = "invalid_token"
+		invReq = "invalid_request"
 	)
 	tests := []struct {
 		name   string

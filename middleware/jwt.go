@@ -1,7 +1,6 @@
 package middleware
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"encoding/json"
@@ -34,9 +33,9 @@ type strictClaims struct {
 var errClaimType = errors.New("registered claim of the wrong type")
 
 func (c *strictClaims) UnmarshalJSON(b []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if err := dec.Decode(&c.all); err != nil {
+	// Numbers decode as float64, as in jwt.MapClaims: exact for every
+	// NumericDate until the year 285,000,000.
+	if err := json.Unmarshal(b, &c.all); err != nil {
 		return err
 	}
 	if c.all == nil {
@@ -84,12 +83,8 @@ func numericDate(all map[string]any, name string) (*jwt.NumericDate, error) {
 	if !present {
 		return nil, nil
 	}
-	n, ok := v.(json.Number)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", errClaimType, name)
-	}
-	f, err := n.Float64()
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) || f < 0 || f > 1<<40 {
+	f, ok := v.(float64)
+	if !ok || math.IsInf(f, 0) || math.IsNaN(f) || f < 0 || f > 1<<40 {
 		return nil, fmt.Errorf("%w: %s", errClaimType, name)
 	}
 	sec, frac := math.Modf(f)

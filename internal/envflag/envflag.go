@@ -24,7 +24,6 @@ type Set struct {
 	getenv   func(string) string
 	required []string
 	values   map[string]*string
-	errs     []error
 }
 
 // New returns a Set for the program name that reads the environment through

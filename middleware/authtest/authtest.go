@@ -20,11 +20,19 @@ import (
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 )
+
+// TB is the part of testing.TB that authtest uses, so that examples and
+// programs can drive an Issuer too.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
 
 // Audience is the aud of the tokens Token signs unless told otherwise.
 const Audience = "todo-api"
@@ -54,7 +62,7 @@ type Issuer struct {
 
 // NewIssuer starts an issuer with one key per algorithm RS256, PS256,
 // ES256 and EdDSA; the server stops when the test ends.
-func NewIssuer(tb testing.TB) *Issuer {
+func NewIssuer(tb TB) *Issuer {
 	tb.Helper()
 	is := &Issuer{byAlg: map[string]*Key{}, mux: http.NewServeMux()}
 	for _, alg := range []string{"RS256", "PS256", "ES256", "EdDSA"} {
@@ -89,7 +97,7 @@ func (is *Issuer) Handle(pattern string, h http.Handler) { is.mux.Handle(pattern
 
 // AddKey makes a new key for alg, publishes it, makes it the default for
 // alg and returns it.
-func (is *Issuer) AddKey(tb testing.TB, alg string) *Key {
+func (is *Issuer) AddKey(tb TB, alg string) *Key {
 	tb.Helper()
 	var signer crypto.Signer
 	var err error
@@ -210,7 +218,7 @@ func (is *Issuer) Claims(sub string) jwt.MapClaims {
 
 // Token signs valid claims for sub with the RS256 key, after edit (which
 // may be nil) has changed them.
-func (is *Issuer) Token(tb testing.TB, sub string, edit func(jwt.MapClaims)) string {
+func (is *Issuer) Token(tb TB, sub string, edit func(jwt.MapClaims)) string {
 	tb.Helper()
 	c := is.Claims(sub)
 	if edit != nil {
@@ -221,7 +229,7 @@ func (is *Issuer) Token(tb testing.TB, sub string, edit func(jwt.MapClaims)) str
 
 // Sign signs claims with the default key for alg, setting kid and typ
 // "at+jwt" and then the header entries in header (a nil value deletes).
-func (is *Issuer) Sign(tb testing.TB, alg string, claims jwt.Claims, header map[string]any) string {
+func (is *Issuer) Sign(tb TB, alg string, claims jwt.Claims, header map[string]any) string {
 	tb.Helper()
 	k := is.KeyFor(alg)
 	if k == nil {
@@ -231,7 +239,7 @@ func (is *Issuer) Sign(tb testing.TB, alg string, claims jwt.Claims, header map[
 }
 
 // SignWith signs claims with k.
-func SignWith(tb testing.TB, k *Key, claims jwt.Claims, header map[string]any) string {
+func SignWith(tb TB, k *Key, claims jwt.Claims, header map[string]any) string {
 	tb.Helper()
 	t := jwt.NewWithClaims(jwt.GetSigningMethod(k.Alg), claims)
 	t.Header["kid"] = k.KID

@@ -1,0 +1,182 @@
+package devidp
+
+import (
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Defaults, also used by cmd/devidp for its settings.
+const (
+	DefaultListenAddr      = "127.0.0.1:9000"
+	DefaultIssuer          = "http://localhost:9000"
+	DefaultAudience        = "todo-api"
+	DefaultAccessTokenTTL  = 5 * time.Minute
+	DefaultRefreshTokenTTL = 24 * time.Hour
+
+	DefaultExchangeClientID           = "tollgate-exchange"
+	DefaultExchangeClientSecret       = "dev-exchange-secret"
+	DefaultExchangeRedirectURL        = "http://localhost:3000/oauth-callback"
+	DefaultExchangePostLogoutRedirect = "http://localhost:3000/"
+	DefaultIntrospectionClientID      = "tollgate-todo-api"
+	DefaultIntrospectionClientSecret  = "dev-introspection-secret"
+)
+
+// Scopes lists every scope the server grants. A client gets the ones it asked
+// for; a refresh token comes only with offline_access.
+var Scopes = []string{"openid", "profile", "email", "offline_access", "todos:read", "todos:write"}
+
+// Config configures the server. Zero fields take the documented defaults.
+type Config struct {
+	// Issuer is the server's issuer identifier and the base URL of every
+	// endpoint. Required by New; Serve and ListenAndServe derive
+	// http://localhost:PORT from the listener when it is empty.
+	Issuer string
+
+	// ListenAddr is where ListenAndServe listens. Default 127.0.0.1:9000.
+	ListenAddr string
+	// AllowNonLoopback lets ListenAndServe listen on an address that other
+	// machines can reach. Off by default: this server's secrets are public.
+	AllowNonLoopback bool
+
+	// Audience is the aud of every access token. Default "todo-api".
+	Audience string
+	// AccessTokenTTL is the access token lifetime. Default 5m.
+	AccessTokenTTL time.Duration
+	// RefreshTokenTTL is the refresh token lifetime. Default 24h.
+	RefreshTokenTTL time.Duration
+	// OpaqueAccessTokens issues opaque (HMAC) access tokens, which resource
+	// servers must introspect, instead of JWTs.
+	OpaqueAccessTokens bool
+
+	// Users who can sign in. Default DemoUsers().
+	Users []User
+	// Clients registered at start. Default DefaultClients().
+	Clients []Client
+
+	// SigningKey signs access and ID tokens (RS256). Default: a fresh
+	// 2048-bit key, so a restart invalidates every token.
+	SigningKey *rsa.PrivateKey
+}
+
+// User is a demo user who signs in on the login page.
+type User struct {
+	Subject  string // sub; default Username, which keeps sub stable across restarts
+	Username string
+	Password string
+	Name     string
+	Email    string
+}
+
+// Client is a registered confidential OAuth client. It authenticates with
+// client_secret_basic or client_secret_post. A client with RedirectURIs may
+// run the authorization code and refresh grants; one without (the todo API's
+// introspection client) can only call /introspect and /revoke.
+type Client struct {
+	ID                     string
+	Secret                 string
+	RedirectURIs           []string
+	PostLogoutRedirectURIs []string
+}
+
+// DemoUsers returns alice/alice and bob/bob.
+func DemoUsers() []User {
+	return []User{
+		{Username: "alice", Password: "alice", Name: "Alice Example", Email: "alice@example.com"},
+		{Username: "bob", Password: "bob", Name: "Bob Example", Email: "bob@example.com"},
+	}
+}
+
+// DefaultClients returns the exchange's client and the todo API's
+// introspection client with their development secrets.
+func DefaultClients() []Client {
+	return []Client{
+		{
+			ID:                     DefaultExchangeClientID,
+			Secret:                 DefaultExchangeClientSecret,
+			RedirectURIs:           []string{DefaultExchangeRedirectURL},
+			PostLogoutRedirectURIs: []string{DefaultExchangePostLogoutRedirect},
+		},
+		{ID: DefaultIntrospectionClientID, Secret: DefaultIntrospectionClientSecret},
+	}
+}
+
+func (c Config) withDefaults() Config {
+	if c.ListenAddr == "" {
+		c.ListenAddr = DefaultListenAddr
+	}
+	if c.Audience == "" {
+		c.Audience = DefaultAudience
+	}
+	if c.AccessTokenTTL == 0 {
+		c.AccessTokenTTL = DefaultAccessTokenTTL
+	}
+	if c.RefreshTokenTTL == 0 {
+		c.RefreshTokenTTL = DefaultRefreshTokenTTL
+	}
+	if c.Users == nil {
+		c.Users = DemoUsers()
+	}
+	if c.Clients == nil {
+		c.Clients = DefaultClients()
+	}
+	users := make([]User, len(c.Users))
+	for i, u := range c.Users {
+		if u.Subject == "" {
+			u.Subject = u.Username
+		}
+		users[i] = u
+	}
+	c.Users = users
+	c.Issuer = strings.TrimRight(c.Issuer, "/")
+	return c
+}
+
+// validate reports every problem at once. It expects withDefaults first.
+func (c Config) validate() error {
+	var errs []error
+	if c.Issuer == "" {
+		errs = append(errs, errors.New("devidp: Issuer is required"))
+	} else if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		errs = append(errs, fmt.Errorf("devidp: Issuer %q is not an http(s) URL without query or fragment", c.Issuer))
+	}
+	if c.AccessTokenTTL < time.Second {
+		errs = append(errs, fmt.Errorf("devidp: AccessTokenTTL %v is shorter than a second", c.AccessTokenTTL))
+	}
+	if c.RefreshTokenTTL < time.Second {
+		errs = append(errs, fmt.Errorf("devidp: RefreshTokenTTL %v is shorter than a second", c.RefreshTokenTTL))
+	}
+	if c.SigningKey != nil && c.SigningKey.N.BitLen() < 2048 {
+		errs = append(errs, errors.New("devidp: SigningKey is shorter than 2048 bits"))
+	}
+	seen := map[string]bool{}
+	for _, u := range c.Users {
+		switch {
+		case u.Username == "" || u.Password == "":
+			errs = append(errs, fmt.Errorf("devidp: user %q needs a username and a password", u.Username))
+		case seen["user:"+u.Username]:
+			errs = append(errs, fmt.Errorf("devidp: user %q is listed twice", u.Username))
+		}
+		seen["user:"+u.Username] = true
+	}
+	for _, cl := range c.Clients {
+		switch {
+		case cl.ID == "":
+			errs = append(errs, errors.New("devidp: a client has no ID"))
+		case cl.Secret == "":
+			errs = append(errs, fmt.Errorf("devidp: client %q has no secret", cl.ID))
+		case seen["client:"+cl.ID]:
+			errs = append(errs, fmt.Errorf("devidp: client %q is listed twice", cl.ID))
+		}
+		seen["client:"+cl.ID] = true
+		for _, raw := range append(append([]string(nil), cl.RedirectURIs...), cl.PostLogoutRedirectURIs...) {
+			if u, err := url.Parse(raw); err != nil || !u.IsAbs() || u.Host == "" || u.Fragment != "" {
+				errs = append(errs, fmt.Errorf("devidp: client %q: %q is not an absolute URL without fragment", cl.ID, raw))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

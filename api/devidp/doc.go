@@ -1,0 +1,36 @@
+// Package devidp is Tollgate's development authorization server: an OAuth 2.0
+// (RFC 6749) and OpenID Connect server built on github.com/ory/fosite, so that
+// the exchange service and the todo API can be run and tested on a machine with
+// no account anywhere. It is for development only, never for production: its
+// users, passwords and client secrets are well known, and it keeps everything
+// in memory, so a restart forgets every code and token and makes a new
+// signing key.
+//
+// fosite does the protocol: the authorization code grant with PKCE (S256,
+// required; RFC 7636), refresh tokens with rotation and replay detection
+// (RFC 6819 §5.2.2.3), introspection (RFC 7662), revocation (RFC 7009) and
+// ID tokens. This package adds only the wiring, the login page, the demo users
+// and the clients, plus what fosite lacks: the discovery document (RFC 8414,
+// OpenID Connect Discovery), the JWKS, userinfo, end-session, and the iss
+// authorization response parameter (RFC 9207).
+//
+// Access tokens are RS256 JWTs in the shape of RFC 9068 (header typ at+jwt;
+// claims iss, sub, aud, scope, client_id, jti, iat, nbf, exp) or, with
+// Config.OpaqueAccessTokens, opaque fosite HMAC tokens for the introspection
+// mode. Both kinds are recorded server-side, so introspection and revocation
+// work for both.
+//
+// There is no single sign-on session: every authorization request shows the
+// login form, and end-session only redirects.
+//
+// To run it behind httptest with an issuer that matches the listener's URL,
+// create the listener first:
+//
+//	ts := httptest.NewUnstartedServer(nil)
+//	srv, err := devidp.New(devidp.Config{Issuer: "http://" + ts.Listener.Addr().String()})
+//	if err != nil { … }
+//	ts.Config.Handler = srv.Handler()
+//	ts.Start()
+//
+// Package devidptest does exactly that, and drives the login form.
+package devidp

@@ -1,0 +1,168 @@
+package devidp
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/token/jwt"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Server is the development authorization server. It is safe for concurrent use.
+type Server struct {
+	cfg      Config
+	provider fosite.OAuth2Provider
+	fosite   *fosite.Fosite
+	signer   *jwt.DefaultSigner
+	jwks     jose.JSONWebKeySet
+	users    map[string]User // by username
+	clients  map[string]Client
+	logger   *slog.Logger
+}
+
+// New builds a server from cfg. Its Issuer must be the URL clients reach it at.
+func New(cfg Config) (*Server, error) {
+	return newServer(cfg, slog.New(slog.DiscardHandler))
+}
+
+func newServer(cfg Config, logger *slog.Logger) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	key := cfg.SigningKey
+	if key == nil {
+		var err error
+		if key, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+			return nil, fmt.Errorf("devidp: signing key: %w", err)
+		}
+	}
+	public := jose.JSONWebKey{Key: &key.PublicKey, Algorithm: string(jose.RS256), Use: "sig"}
+	thumb, err := public.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("devidp: key thumbprint: %w", err)
+	}
+	public.KeyID = base64.RawURLEncoding.EncodeToString(thumb)[:16]
+	private := &jose.JSONWebKey{Key: key, KeyID: public.KeyID, Algorithm: string(jose.RS256), Use: "sig"}
+	signer := &jwt.DefaultSigner{GetPrivateKey: func(context.Context) (any, error) { return private, nil }}
+
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("devidp: HMAC secret: %w", err)
+	}
+
+	fc := &fosite.Config{
+		IDTokenIssuer:       cfg.Issuer,
+		AccessTokenIssuer:   cfg.Issuer,
+		AccessTokenLifespan: cfg.AccessTokenTTL,
+		// fosite applies RefreshTokenLifespan to every refresh: the lifetime
+		// restarts with each rotation.
+		RefreshTokenLifespan:  cfg.RefreshTokenTTL,
+		AuthorizeCodeLifespan: 10 * time.Minute,
+		IDTokenLifespan:       time.Hour,
+		TokenURL:              cfg.Issuer + "/token",
+		GlobalSecret:          secret,
+		// S256 is required of every client; plain is refused.
+		EnforcePKCE:                    true,
+		EnablePKCEPlainChallengeMethod: false,
+		RefreshTokenScopes:             []string{"offline_access"},
+		// fosite writes scopes as a "scp" array unless told otherwise.
+		JWTScopeClaimKey: jwt.JWTScopeFieldString,
+		// Default is 12, about 0.25s per client authentication; these secrets
+		// are printed at start anyway.
+		HashCost: bcrypt.MinCost,
+		// Set explicitly: fosite's getters fill these lazily by writing to the
+		// Config, which races when requests run concurrently.
+		ScopeStrategy:            fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy: fosite.ExactAudienceMatchingStrategy,
+		JWKSFetcherStrategy:      fosite.NewDefaultJWKSFetcherStrategy(),
+		// fosite refuses http redirect URIs except on localhost and loopback
+		// IPs; ours are registered by whoever runs this server, and matched
+		// exactly, so any registered one is fine.
+		RedirectSecureChecker: func(context.Context, *url.URL) bool { return true },
+	}
+	fc.ClientSecretsHasher = &fosite.BCrypt{Config: fc}
+
+	s := &Server{
+		cfg:     cfg,
+		signer:  signer,
+		jwks:    jose.JSONWebKeySet{Keys: []jose.JSONWebKey{public}},
+		users:   map[string]User{},
+		clients: map[string]Client{},
+		logger:  logger,
+	}
+	for _, u := range cfg.Users {
+		s.users[u.Username] = u
+	}
+	var fclients []fosite.Client
+	for _, c := range cfg.Clients {
+		hash, err := fc.ClientSecretsHasher.Hash(context.Background(), []byte(c.Secret))
+		if err != nil {
+			return nil, fmt.Errorf("devidp: hashing the secret of client %q: %w", c.ID, err)
+		}
+		dc := &fosite.DefaultClient{
+			ID:       c.ID,
+			Secret:   hash,
+			Scopes:   slices.Clone(Scopes),
+			Audience: []string{cfg.Audience},
+		}
+		if len(c.RedirectURIs) > 0 {
+			dc.RedirectURIs = slices.Clone(c.RedirectURIs)
+			dc.GrantTypes = []string{"authorization_code", "refresh_token"}
+			dc.ResponseTypes = []string{"code"}
+		}
+		// fosite gotcha: a plain DefaultClient refuses every explicit
+		// response_mode, even "query"; this one allows query alone.
+		fclients = append(fclients, &fosite.DefaultResponseModeClient{
+			DefaultClient: dc,
+			ResponseModes: []fosite.ResponseModeType{fosite.ResponseModeQuery},
+		})
+		s.clients[c.ID] = c
+	}
+
+	var core compose.CommonStrategy
+	hmac := compose.NewOAuth2HMACStrategy(fc)
+	if cfg.OpaqueAccessTokens {
+		core.CoreStrategy = &accessTokens{CoreStrategy: hmac, issuer: cfg.Issuer, ttl: cfg.AccessTokenTTL}
+	} else {
+		// Codes and refresh tokens stay HMAC tokens; only access tokens are JWTs.
+		core.CoreStrategy = &accessTokens{CoreStrategy: compose.NewOAuth2JWTStrategy(signer.GetPrivateKey, hmac, fc), issuer: cfg.Issuer, ttl: cfg.AccessTokenTTL}
+	}
+	core.OpenIDConnectTokenStrategy = compose.NewOpenIDConnectStrategy(signer.GetPrivateKey, fc)
+	core.Signer = signer
+
+	// Order matters: the OpenID Connect and PKCE handlers need the code that
+	// the authorization code handler issues first.
+	s.provider = compose.Compose(fc, newStore(fclients), &core,
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
+		compose.OAuth2PKCEFactory,
+		// Stateful introspection, so revoked JWTs answer active:false.
+		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2TokenRevocationFactory,
+	)
+	s.fosite = s.provider.(*fosite.Fosite)
+	return s, nil
+}
+
+// Issuer returns the issuer identifier.
+func (s *Server) Issuer() string { return s.cfg.Issuer }
+
+// Handler returns the HTTP handler serving every endpoint.
+func (s *Server) Handler() http.Handler {
+	return s.routes()
+}

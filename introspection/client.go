@@ -1,0 +1,447 @@
+package introspection
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// AuthMethod is how the Client authenticates to the introspection endpoint.
+type AuthMethod int
+
+// The client authentication methods. The zero value is AuthBasic.
+const (
+	// AuthBasic sends ClientID and ClientSecret by HTTP Basic, each
+	// form-urlencoded first (RFC 6749 §2.3.1): client_secret_basic.
+	AuthBasic AuthMethod = iota
+	// AuthPost sends client_id and client_secret in the form body:
+	// client_secret_post.
+	AuthPost
+	// AuthNone sends no client authentication, for endpoints that take none
+	// (Hydra's admin port, Dex).
+	AuthNone
+)
+
+// String returns "basic", "post" or "none".
+func (m AuthMethod) String() string {
+	switch m {
+	case AuthBasic:
+		return "basic"
+	case AuthPost:
+		return "post"
+	case AuthNone:
+		return "none"
+	}
+	return fmt.Sprintf("AuthMethod(%d)", int(m))
+}
+
+// ParseAuthMethod reads "basic", "post" or "none" (case-insensitive), or
+// the equivalent "client_secret_basic" and "client_secret_post"; "" is
+// AuthBasic.
+func ParseAuthMethod(s string) (AuthMethod, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "basic", "client_secret_basic":
+		return AuthBasic, nil
+	case "post", "client_secret_post":
+		return AuthPost, nil
+	case "none":
+		return AuthNone, nil
+	}
+	return 0, fmt.Errorf("introspection: unknown auth method %q (want basic, post or none)", s)
+}
+
+// Defaults for the zero fields of Client.
+const (
+	DefaultTimeout          = 5 * time.Second
+	DefaultMaxResponseBytes = 1 << 20
+	DefaultCacheTTL         = 60 * time.Second
+	DefaultInactiveCacheTTL = 5 * time.Second
+	DefaultCacheSize        = 10000
+)
+
+// Client asks an RFC 7662 introspection endpoint about access tokens. It is
+// a plain configuration struct: zero fields mean the documented defaults.
+// The first call to Validate, Introspect or Stats fixes the configuration;
+// later changes to the fields have no effect. A Client must not be copied
+// after first use; it is safe for concurrent use.
+type Client struct {
+	// Endpoint is the introspection endpoint's URL, http or https.
+	// Required.
+	Endpoint string
+	// ClientID and ClientSecret authenticate this client to the endpoint.
+	// ClientID is required unless AuthMethod is AuthNone.
+	ClientID     string
+	ClientSecret string
+	// AuthMethod says how to send them; the zero value is AuthBasic.
+	AuthMethod AuthMethod
+	// HTTPClient makes the requests; nil means a client with
+	// http.DefaultTransport. Redirects are never followed, whatever its
+	// CheckRedirect says.
+	HTTPClient *http.Client
+	// Timeout bounds one introspection call, reading the answer included.
+	// Zero means DefaultTimeout (5s).
+	Timeout time.Duration
+	// MaxResponseBytes bounds the answer's body; a larger one is
+	// ErrMalformedResponse. Zero means DefaultMaxResponseBytes (1 MiB).
+	MaxResponseBytes int64
+	// CacheTTL is the longest an active answer is reused; it is never
+	// reused past the token's exp either. Zero means DefaultCacheTTL (60s);
+	// negative disables caching active answers.
+	CacheTTL time.Duration
+	// InactiveCacheTTL is how long an inactive answer is reused. Zero means
+	// DefaultInactiveCacheTTL (5s); negative disables caching them.
+	InactiveCacheTTL time.Duration
+	// CacheSize bounds the number of cached answers. Zero means
+	// DefaultCacheSize (10000).
+	CacheSize int
+	// Now tells the time, for cache expiry; nil means time.Now.
+	Now func() time.Time
+	// Logger, if set, receives a record per introspection call (Debug),
+	// failure (Warn) and refused client credentials (Error). Tokens appear
+	// only as the first 8 hex digits of their SHA-256, under "token".
+	Logger *slog.Logger
+
+	once  sync.Once
+	state *state
+	err   error
+}
+
+// Stats counts what a Client has done since it was created.
+type Stats struct {
+	Requests  uint64 // Introspect calls
+	CacheHits uint64 // answered from the cache
+	Calls     uint64 // HTTP requests sent to the endpoint
+	Failures  uint64 // calls that ended unavailable or malformed
+}
+
+// state is a Client's validated configuration and working parts.
+type state struct {
+	endpoint    string
+	authMethod  AuthMethod
+	clientID    string
+	secret      string
+	basic       string // the Authorization header for AuthBasic
+	http        *http.Client
+	timeout     time.Duration
+	maxBytes    int64
+	activeTTL   time.Duration // <= 0: not cached
+	inactiveTTL time.Duration // <= 0: not cached
+	cache       *cache        // nil when both TTLs disable caching
+	now         func() time.Time
+	log         *slog.Logger // nil: no logging
+
+	group                           singleflight.Group
+	requests, hits, calls, failures atomic.Uint64
+}
+
+// Validate checks the configuration and reports every problem at once.
+// Call it at start-up; Introspect returns the same error otherwise.
+func (c *Client) Validate() error {
+	_, err := c.init()
+	return err
+}
+
+func (c *Client) init() (*state, error) {
+	c.once.Do(func() { c.state, c.err = c.newState() })
+	return c.state, c.err
+}
+
+func (c *Client) newState() (*state, error) {
+	var errs []error
+	if c.Endpoint == "" {
+		errs = append(errs, errors.New("introspection: Endpoint is required"))
+	} else if u, err := url.Parse(c.Endpoint); err != nil {
+		errs = append(errs, errors.New("introspection: Endpoint is not a URL"))
+	} else if u.Scheme != "https" && u.Scheme != "http" {
+		errs = append(errs, fmt.Errorf("introspection: Endpoint scheme must be https or http, not %q", u.Scheme))
+	} else if u.Host == "" {
+		errs = append(errs, errors.New("introspection: Endpoint has no host"))
+	}
+	switch c.AuthMethod {
+	case AuthBasic, AuthPost:
+		if c.ClientID == "" {
+			errs = append(errs, fmt.Errorf("introspection: ClientID is required with AuthMethod %s (use AuthNone for an endpoint without client authentication)", c.AuthMethod))
+		}
+	case AuthNone:
+	default:
+		errs = append(errs, fmt.Errorf("introspection: unknown %v", c.AuthMethod))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, errors.New("introspection: Timeout must not be negative"))
+	}
+	if c.MaxResponseBytes < 0 {
+		errs = append(errs, errors.New("introspection: MaxResponseBytes must not be negative"))
+	}
+	if c.CacheSize < 0 {
+		errs = append(errs, errors.New("introspection: CacheSize must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	s := &state{
+		endpoint:    c.Endpoint,
+		authMethod:  c.AuthMethod,
+		clientID:    c.ClientID,
+		secret:      c.ClientSecret,
+		timeout:     orDefault(c.Timeout, DefaultTimeout),
+		maxBytes:    orDefault(c.MaxResponseBytes, DefaultMaxResponseBytes),
+		activeTTL:   orDefault(c.CacheTTL, DefaultCacheTTL),
+		inactiveTTL: orDefault(c.InactiveCacheTTL, DefaultInactiveCacheTTL),
+		now:         c.Now,
+		log:         c.Logger,
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if c.AuthMethod == AuthBasic {
+		s.basic = "Basic " + base64.StdEncoding.EncodeToString(
+			[]byte(url.QueryEscape(c.ClientID)+":"+url.QueryEscape(c.ClientSecret)))
+	}
+	// A copy, so that our CheckRedirect does not change the caller's
+	// client: a redirect would turn the POST into a GET or send the token
+	// and credentials somewhere else.
+	hc := http.Client{}
+	if c.HTTPClient != nil {
+		hc = *c.HTTPClient
+	}
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	s.http = &hc
+	if s.activeTTL > 0 || s.inactiveTTL > 0 {
+		s.cache = newCache(orDefault(c.CacheSize, DefaultCacheSize))
+	}
+	return s, nil
+}
+
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Stats reports the Client's counters.
+func (c *Client) Stats() Stats {
+	s, _ := c.init()
+	if s == nil {
+		return Stats{}
+	}
+	return Stats{
+		Requests:  s.requests.Load(),
+		CacheHits: s.hits.Load(),
+		Calls:     s.calls.Load(),
+		Failures:  s.failures.Load(),
+	}
+}
+
+// Introspect asks the authorization server whether token is active, or
+// answers from the cache. It returns the server's answer for an active
+// token, and otherwise an error: ErrInactive, ErrUnavailable (possibly a
+// *Error), ErrMalformedResponse, the configuration error, or ctx.Err() when
+// ctx ends first (the shared request then goes on for other callers).
+// The Response may be shared: do not modify it.
+func (c *Client) Introspect(ctx context.Context, token string) (*Response, error) {
+	s, err := c.init()
+	if err != nil {
+		return nil, err
+	}
+	s.requests.Add(1)
+	if token == "" {
+		return nil, fmt.Errorf("%w: empty token", ErrInactive)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("introspection: %w", err)
+	}
+	k := hashToken(token)
+	if e, ok := s.lookup(k); ok {
+		return e.result()
+	}
+	return s.wait(ctx, k, token)
+}
+
+// scratch holds buffers for hashing tokens without an allocation per call.
+var scratch = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxScratch is the longest token hashed through scratch, so that one huge
+// token does not pin a huge buffer in the pool.
+const maxScratch = 8 << 10
+
+// hashToken returns the SHA-256 of token. It copies the token into a pooled
+// buffer, because []byte(token) allocates for tokens over 32 bytes, and wipes
+// the copy afterwards.
+func hashToken(token string) key {
+	if len(token) > maxScratch {
+		return sha256.Sum256([]byte(token))
+	}
+	b := scratch.Get().(*[]byte)
+	*b = append((*b)[:0], token...)
+	k := sha256.Sum256(*b)
+	clear(*b)
+	scratch.Put(b)
+	return k
+}
+
+// wait joins or starts the shared lookup of token and waits for it or for
+// ctx, whichever ends first.
+func (s *state) wait(ctx context.Context, k key, token string) (*Response, error) {
+	ch := s.group.DoChan(string(k[:]), func() (any, error) {
+		return s.fetchAndStore(context.WithoutCancel(ctx), k, token)
+	})
+	select {
+	case r := <-ch:
+		resp, _ := r.Val.(*Response)
+		return resp, r.Err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("introspection: %w", ctx.Err())
+	}
+}
+
+// lookup answers from the cache, if it can.
+func (s *state) lookup(k key) (entry, bool) {
+	if s.cache == nil {
+		return entry{}, false
+	}
+	e, ok := s.cache.get(k, s.now())
+	if ok {
+		s.hits.Add(1)
+	}
+	return e, ok
+}
+
+// fetchAndStore is the shared work of one coalesced lookup.
+func (s *state) fetchAndStore(ctx context.Context, k key, token string) (*Response, error) {
+	// A flight for this token may have finished between our cache miss
+	// and the start of this one.
+	if e, ok := s.lookup(k); ok {
+		return e.result()
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	start := time.Now()
+	resp, err := s.fetch(ctx, token)
+	now := s.now()
+	hash := slog.String("token", hex.EncodeToString(k[:4]))
+
+	switch {
+	case err == nil:
+		s.debug(ctx, "token active", hash, slog.Duration("took", time.Since(start)))
+		if s.cache != nil && s.activeTTL > 0 {
+			until := now.Add(s.activeTTL)
+			if resp.Exp != nil && resp.Exp.Before(until) {
+				until = *resp.Exp
+			}
+			if now.Before(until) { // never keep an answer past exp
+				s.cache.put(k, entry{resp: resp, expires: until}, now)
+			}
+		}
+		return resp, nil
+	case errors.Is(err, ErrInactive):
+		s.debug(ctx, "token inactive", hash, slog.Duration("took", time.Since(start)))
+		if s.cache != nil && s.inactiveTTL > 0 {
+			s.cache.put(k, entry{expires: now.Add(s.inactiveTTL)}, now)
+		}
+		return nil, err
+	}
+
+	s.failures.Add(1)
+	if s.log != nil {
+		level, msg := slog.LevelWarn, "introspection failed"
+		var e *Error
+		if errors.As(err, &e) && e.CredentialsRejected() {
+			level, msg = slog.LevelError, "introspection endpoint refused our client credentials"
+		}
+		s.log.LogAttrs(ctx, level, msg, hash, slog.String("endpoint", s.endpoint),
+			slog.String("error", err.Error()), slog.Duration("took", time.Since(start)))
+	}
+	return nil, err
+}
+
+func (s *state) debug(ctx context.Context, msg string, attrs ...slog.Attr) {
+	if s.log != nil {
+		s.log.LogAttrs(ctx, slog.LevelDebug, msg, attrs...)
+	}
+}
+
+// fetch makes one introspection request (RFC 7662 §2.1) and reads its
+// answer (§2.2, §2.3). It returns ErrInactive for an inactive token.
+func (s *state) fetch(ctx context.Context, token string) (*Response, error) {
+	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	if s.authMethod == AuthPost {
+		form.Set("client_id", s.clientID)
+		form.Set("client_secret", s.secret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if s.basic != "" {
+		req.Header.Set("Authorization", s.basic)
+	}
+
+	s.calls.Add(1)
+	res, err := s.http.Do(req)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode == http.StatusOK && res.ContentLength > s.maxBytes {
+		return nil, malformed("answer of %d bytes exceeds MaxResponseBytes (%d)", res.ContentLength, s.maxBytes)
+	}
+	body, err := io.ReadAll(io.LimitReader(res.Body, s.maxBytes+1))
+	if err != nil {
+		return nil, unavailable(err)
+	}
+
+	if res.StatusCode != http.StatusOK {
+		return nil, errorAnswer(res.StatusCode, body, token)
+	}
+	if int64(len(body)) > s.maxBytes {
+		return nil, malformed("answer exceeds MaxResponseBytes (%d)", s.maxBytes)
+	}
+	ct := res.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+		return nil, malformed("answer is %q, not application/json", clean(ct, token))
+	}
+	resp, err := parseResponse(body)
+	if err != nil {
+		return nil, err
+	}
+	if !resp.Active {
+		return nil, ErrInactive
+	}
+	return resp, nil
+}
+
+// errorAnswer makes an *Error of a non-200 answer, with its RFC 6749 §5.2
+// members when the body is a JSON object that has them.
+func errorAnswer(status int, body []byte, token string) *Error {
+	e := &Error{StatusCode: status}
+	var fields struct {
+		Code        string `json:"error"`
+		Description string `json:"error_description"`
+		URI         string `json:"error_uri"`
+	}
+	if json.Unmarshal(body, &fields) == nil {
+		e.Code = clean(fields.Code, token)
+		e.Description = clean(fields.Description, token)
+		e.URI = clean(fields.URI, token)
+	}
+	return e
+}

@@ -1,0 +1,85 @@
+// Package introspection asks an OAuth 2.0 authorization server whether an
+// access token is active, using token introspection (RFC 7662). It caches
+// answers, never past the token's exp, and merges concurrent lookups of the
+// same token into one request. It knows nothing of HTTP middleware: it takes
+// a token and returns the server's verdict, and the caller decides what an
+// HTTP answer should look like. It depends on the standard library and
+// golang.org/x/sync only.
+//
+// # Use
+//
+// A Client is a plain configuration struct; its zero fields mean the
+// documented defaults. Call Validate once at start-up to report every
+// configuration problem at once, then call Introspect from any number of
+// goroutines:
+//
+//	c := &introspection.Client{
+//		Endpoint:     "https://as.example.com/oauth2/introspect",
+//		ClientID:     "todo-api",
+//		ClientSecret: secret,
+//	}
+//	if err := c.Validate(); err != nil {
+//		log.Fatal(err)
+//	}
+//	resp, err := c.Introspect(ctx, token)
+//
+// # The request (RFC 7662 §2.1)
+//
+// Introspect POSTs token=…&token_type_hint=access_token as
+// application/x-www-form-urlencoded, with Accept: application/json, and
+// authenticates the client by HTTP Basic (the default; client id and secret
+// are form-urlencoded before base64, as RFC 6749 §2.3.1 asks), in the form
+// body (AuthPost), or not at all (AuthNone). Redirects are never followed, so
+// the token is only ever sent to Endpoint.
+//
+// # The answer (RFC 7662 §2.2)
+//
+// A token is active only when the answer's "active" member is the JSON
+// boolean true. Anything else ("true" as a string, 1, null, a missing member)
+// means inactive, and nothing else in such an answer is read. Known members of
+// an active answer are checked strictly: a member of the wrong type (exp as a
+// string, aud as a number) makes the whole answer malformed; JSON null counts
+// as absent. Every member, known or not, is also in Response.Claims.
+//
+// # Errors
+//
+//   - ErrInactive: the server says the token is not active (or it is
+//     empty). A resource server answers 401 invalid_token.
+//   - ErrUnavailable: the server could not be asked or gave no verdict:
+//     network error, Timeout, or any non-200 answer. A resource server
+//     answers 503. Non-200 answers are also a *Error carrying the status and
+//     the RFC 6749 §5.2 error fields. This includes 401 and 403: RFC 7662 §2.3
+//     reserves them for our own client credentials being refused, and §2.2
+//     says an invalid token must get a 200 answer with "active": false, so no
+//     error status ever says anything about the caller's token; blaming the
+//     caller would hide a server or configuration fault behind 401s.
+//   - ErrMalformedResponse: a 200 answer that is not a JSON object, not
+//     application/json, larger than MaxResponseBytes, or with a known member
+//     of the wrong type. There is no verdict either; a resource server should
+//     fail closed and answer 503 as for ErrUnavailable.
+//   - The caller's ctx ending returns its ctx.Err(), wrapped.
+//
+// Neither errors nor log records ever contain the token; logs name it by the
+// first 8 hex digits of its SHA-256.
+//
+// # Cache (RFC 7662 §4)
+//
+// Every answer cached is a trade-off between load on the authorization
+// server and how soon a revoked token stops working: RFC 7662 §4 lets a
+// protected resource cache answers, but a revoked token keeps working here
+// for up to CacheTTL. Active answers are kept until the token's exp or
+// CacheTTL from now, whichever comes first, and an active answer whose exp
+// has already passed is not kept at all. Inactive answers are kept for
+// InactiveCacheTTL (short, so a token minted just before its first use is not
+// refused for long, yet a flood of bad tokens does not reach the server).
+// Failures are never cached. Entries are keyed by the SHA-256 of the token,
+// so the cache never holds a token, and there are at most CacheSize of them.
+//
+// # Request coalescing
+//
+// Concurrent Introspect calls for the same token that miss the cache share
+// one HTTP request (golang.org/x/sync/singleflight). The shared request runs
+// detached from every caller's cancellation (it keeps the first caller's ctx
+// values) and is bounded by Timeout; each caller stops waiting when its own
+// ctx ends, without cancelling the request for the others.
+package introspection

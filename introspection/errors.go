@@ -1,0 +1,92 @@
+package introspection
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Sentinel errors returned (wrapped) by Introspect; test them with errors.Is.
+var (
+	// ErrInactive means the authorization server says the token is not
+	// active: expired, revoked, unknown, or not for us to know about.
+	ErrInactive = errors.New("introspection: token is not active")
+	// ErrUnavailable means the authorization server gave no verdict: it was
+	// unreachable, too slow, or answered with a non-200 status (see Error).
+	ErrUnavailable = errors.New("introspection: authorization server unavailable")
+	// ErrMalformedResponse means a 200 answer could not be trusted: not
+	// JSON, not an object, oversized, or a known member of the wrong type.
+	ErrMalformedResponse = errors.New("introspection: malformed response")
+)
+
+// Error is a non-200 answer from the introspection endpoint. Every Error
+// matches ErrUnavailable under errors.Is: RFC 7662 answers an invalid token
+// with 200 and "active": false, so an error status is a fault of the server
+// or of our own configuration (401 and 403: our client credentials were
+// refused), never a verdict on the caller's token.
+type Error struct {
+	// StatusCode is the HTTP status of the answer.
+	StatusCode int
+	// Code, Description and URI are the RFC 6749 §5.2 members "error",
+	// "error_description" and "error_uri", when the body is a JSON object
+	// that has them.
+	Code        string
+	Description string
+	URI         string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("introspection: server answered ")
+	b.WriteString(strconv.Itoa(e.StatusCode))
+	if t := http.StatusText(e.StatusCode); t != "" {
+		b.WriteString(" " + t)
+	}
+	if e.Code != "" {
+		b.WriteString(": " + e.Code)
+	}
+	if e.Description != "" {
+		b.WriteString(": " + e.Description)
+	}
+	return b.String()
+}
+
+// Is reports whether target is ErrUnavailable, which every Error is.
+func (e *Error) Is(target error) bool { return target == ErrUnavailable }
+
+// CredentialsRejected reports whether the server refused our own client
+// authentication (401 or 403): an operator must fix the client id, secret
+// or AuthMethod.
+func (e *Error) CredentialsRejected() bool {
+	return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
+}
+
+// maxDescription bounds server-chosen text kept in an Error.
+const maxDescription = 200
+
+// clean makes server-chosen text fit for an error message: the token
+// replaced, if the server echoed it, and the length bounded.
+func clean(s, token string) string {
+	if token != "" {
+		s = strings.ReplaceAll(s, token, "[token]")
+	}
+	if len(s) > maxDescription {
+		cut := maxDescription
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+func unavailable(err error) error {
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformedResponse}, args...)...)
+}

@@ -1,0 +1,93 @@
+package ginauth_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tollgate-dev/tollgate/middleware"
+	"github.com/tollgate-dev/tollgate/middleware/authtest"
+	"github.com/tollgate-dev/tollgate/middleware/ginauth"
+	"github.com/tollgate-dev/tollgate/middleware/principal"
+)
+
+func TestGinRoutes(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	is := authtest.NewIssuer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := middleware.New(ctx, middleware.Config{
+		Issuer: is.URL, Audiences: []string{authtest.Audience}, Realm: "todo-api",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for a.Ready(ctx) != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	handlerRan := false
+	r := gin.New()
+	api := r.Group("/", ginauth.Require(a))
+	api.GET("/me", func(c *gin.Context) {
+		handlerRan = true
+		p, ok := ginauth.Principal(c)
+		q, _ := principal.From(c.Request.Context())
+		if !ok || p.Subject != q.Subject {
+			c.Status(http.StatusInternalServerError)
+			return
+		}
+		c.String(http.StatusOK, p.Subject)
+	})
+	api.POST("/todos", ginauth.RequireScopes(a, "todos:write"), func(c *gin.Context) {
+		handlerRan = true
+		c.Status(http.StatusCreated)
+	})
+
+	readOnly := is.Token(t, "bob", func(c jwt.MapClaims) { c["scope"] = "todos:read" })
+	tests := []struct {
+		name, method, path, token string
+		status                    int
+		challenge                 string
+		ran                       bool
+	}{
+		{"valid", "GET", "/me", is.Token(t, "alice", nil), 200, "", true},
+		{"no token", "GET", "/me", "", 401, `Bearer realm="todo-api"`, false},
+		{"bad token", "GET", "/me", "x.y.z", 401, `error="invalid_token"`, false},
+		{"scope granted", "POST", "/todos", is.Token(t, "alice", nil), 201, "", true},
+		{"scope missing", "POST", "/todos", readOnly, 403, `error="insufficient_scope"`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			handlerRan = false
+			req := httptest.NewRequest(tt.method, tt.path, nil)
+			if tt.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			w := httptest.NewRecorder()
+			r.ServeHTTP(w, req)
+			if w.Code != tt.status || handlerRan != tt.ran {
+				t.Fatalf("status %d (handler ran %v), want %d (%v)", w.Code, handlerRan, tt.status, tt.ran)
+			}
+			if tt.challenge != "" {
+				if ch := w.Header().Get("WWW-Authenticate"); !strings.Contains(ch, tt.challenge) {
+					t.Fatalf("challenge %q lacks %q", ch, tt.challenge)
+				}
+				if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
+					t.Fatalf("Content-Type %q", ct)
+				}
+			}
+			if tt.status == 200 && w.Body.String() != "alice" {
+				t.Fatalf("body %q", w.Body)
+			}
+		})
+	}
+}
