@@ -18,7 +18,24 @@ type Mode string
 const (
 	// ModeJWT verifies every token locally as a signed JWT (the default).
 	ModeJWT Mode = "jwt"
+	// ModeIntrospection asks the authorization server about every token
+	// (RFC 7662), through the introspection client's cache.
+	ModeIntrospection Mode = "introspection"
+	// ModeHybrid verifies JWS-shaped tokens locally and introspects the
+	// rest (opaque tokens, JWE).
+	ModeHybrid Mode = "hybrid"
 )
+
+// ParseMode reads a mode name as written in settings.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(strings.ToLower(strings.TrimSpace(s))); m {
+	case "", ModeJWT:
+		return ModeJWT, nil
+	case ModeIntrospection, ModeHybrid:
+		return m, nil
+	}
+	return "", fmt.Errorf("middleware: unknown mode %q (want jwt, introspection or hybrid)", s)
+}
 
 // Defaults for the zero values of Config.
 const (
@@ -47,11 +64,19 @@ var asymmetricAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384",
 // Config configures an Authenticator. Its zero fields mean the documented
 // defaults; Issuer and Audiences have none.
 type Config struct {
+	// Mode is how tokens are verified; default ModeJWT.
+	Mode Mode
+	// Introspector answers for tokens in ModeIntrospection and ModeHybrid,
+	// typically an *introspection.Client. If it is an *introspection.Client
+	// with no Endpoint, New fills in the issuer's introspection_endpoint.
+	Introspector Introspector
+
 	// Issuer is the expected iss claim, compared exactly as written
 	// (a trailing slash matters). Required.
 	Issuer string
-	// Audiences are the accepted aud values; a token must name at least
-	// one. Required.
+	// Audiences are the accepted aud values; a JWT must name at least one.
+	// Required for JWTs (ModeJWT, ModeHybrid); with introspection, checked
+	// when both the answer and this list have audiences.
 	Audiences []string
 
 	// JWKSURL is where the issuer publishes its keys. Empty: read jwks_uri
@@ -177,8 +202,18 @@ func (c *Config) validate() error {
 	if c.Issuer == "" {
 		errs = append(errs, errors.New("middleware: Issuer is required"))
 	}
-	if len(c.Audiences) == 0 || slices.Contains(c.Audiences, "") {
-		errs = append(errs, errors.New("middleware: Audiences is required and may not contain an empty value"))
+	switch c.Mode {
+	case "":
+		c.Mode = ModeJWT
+	case ModeJWT, ModeIntrospection, ModeHybrid:
+	default:
+		errs = append(errs, fmt.Errorf("middleware: unknown Mode %q", c.Mode))
+	}
+	if (c.Mode != ModeIntrospection && len(c.Audiences) == 0) || slices.Contains(c.Audiences, "") {
+		errs = append(errs, errors.New("middleware: Audiences is required for JWTs and may not contain an empty value"))
+	}
+	if c.Mode != ModeJWT && c.Introspector == nil {
+		errs = append(errs, fmt.Errorf("middleware: Mode %s needs an Introspector", c.Mode))
 	}
 	if len(c.HMACSecret) > 0 {
 		if len(c.HMACSecret) < 32 {

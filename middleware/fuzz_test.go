@@ -88,3 +88,16 @@ func FuzzParseJWKS(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLooksLikeJWS: the hybrid-mode router never panics, and only sends
+// three-segment tokens to the local verifier.
+func FuzzLooksLikeJWS(f *testing.F) {
+	for _, s := range []string{"eyJhbGciOiJSUzI1NiJ9.e30.sig", "a.b.c.d.e", "opaque", "e30.e30.e30", "..", "eyJhbGciOm51bGx9.x.y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, token string) {
+		if looksLikeJWS(token) && strings.Count(token, ".") != 2 {
+			t.Fatalf("%q routed to the JWT verifier", token)
+		}
+	})
+}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
@@ -15,6 +16,7 @@ type Authenticator struct {
 	cfg     Config
 	keys    *keySource
 	jwt     *jwtVerifier
+	intro   *introspectVerifier
 	cache   *verifiedCache
 	jwksURL string
 }
@@ -30,13 +32,32 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	}
 	cfg.AllowedOrigins = trimOrigins(cfg.AllowedOrigins)
 	a := &Authenticator{cfg: cfg, cache: newVerifiedCache(cfg.CacheSize, cfg.CacheMaxAge)}
-	if len(cfg.HMACSecret) == 0 {
+	wantJWKS := cfg.Mode != ModeIntrospection && len(cfg.HMACSecret) == 0
+	ic, _ := cfg.Introspector.(*introspection.Client)
+	var md *Metadata
+	if (wantJWKS && cfg.JWKSURL == "") || (ic != nil && ic.Endpoint == "") {
+		var err error
+		if md, err = Discover(ctx, cfg.HTTPClient, cfg.Issuer); err != nil {
+			return nil, err
+		}
+	}
+	if ic != nil && ic.Endpoint == "" {
+		if md.IntrospectionEndpoint == "" {
+			return nil, fmt.Errorf("middleware: issuer %q publishes no introspection_endpoint; set the introspection URL", cfg.Issuer)
+		}
+		ic.Endpoint = md.IntrospectionEndpoint
+	}
+	if ic != nil {
+		if err := ic.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Introspector != nil && cfg.Mode != ModeJWT {
+		a.intro = &introspectVerifier{client: cfg.Introspector, cfg: &a.cfg}
+	}
+	if wantJWKS {
 		url := cfg.JWKSURL
 		if url == "" {
-			md, err := Discover(ctx, cfg.HTTPClient, cfg.Issuer)
-			if err != nil {
-				return nil, err
-			}
 			if md.JWKSURI == "" {
 				return nil, fmt.Errorf("middleware: issuer %q publishes no jwks_uri; set JWKSURL", cfg.Issuer)
 			}
@@ -104,6 +125,15 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 		return p, false, src, err
 	}
 	key := keyOf(token)
+	if a.useIntrospection(token) {
+		p, err = a.intro.verify(r.Context(), token)
+		if err != nil {
+			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), tokenAttr(key), errAttr(err))
+			return p, false, src, err
+		}
+		p.TokenHash, p.Source = key.short(), src
+		return p, false, src, nil
+	}
 	now := a.cfg.Now()
 	if p, ok := a.cache.get(key, now); ok {
 		p.Source = src

@@ -58,6 +58,8 @@ type Issuer struct {
 	down    atomic.Bool       // JWKS answers 503
 	fetches atomic.Int64      // JWKS requests served
 	mux     *http.ServeMux
+
+	introState introspectState
 }
 
 // NewIssuer starts an issuer with one key per algorithm RS256, PS256,

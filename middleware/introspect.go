@@ -1,0 +1,99 @@
+package middleware
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+
+	"github.com/tollgate-dev/tollgate/introspection"
+	"github.com/tollgate-dev/tollgate/middleware/principal"
+)
+
+// Introspector asks the authorization server about a token (RFC 7662).
+// *introspection.Client implements it, with caching and request coalescing.
+type Introspector interface {
+	Introspect(ctx context.Context, token string) (*introspection.Response, error)
+}
+
+// introspectVerifier checks tokens by introspection. The answer's exp,
+// nbf, iss and aud are checked like a JWT's when present; sub is required.
+type introspectVerifier struct {
+	client Introspector
+	cfg    *Config
+}
+
+func (v *introspectVerifier) verify(ctx context.Context, token string) (principal.Principal, error) {
+	resp, err := v.client.Introspect(ctx, token)
+	switch {
+	case errors.Is(err, introspection.ErrInactive):
+		return principal.Principal{}, newErr(ErrInvalidToken, ReasonInactive, "token is not active", nil)
+	case err != nil:
+		// Unreachable, failing, or an answer that cannot be trusted: there
+		// is no verdict, so fail closed with 503 rather than blame the
+		// token (a 401 would send the web page into a refresh loop).
+		return principal.Principal{}, newErr(ErrUnavailable, ReasonUnavailable, "authorization server unavailable", err)
+	case resp == nil || !resp.Active:
+		return principal.Principal{}, newErr(ErrInvalidToken, ReasonInactive, "token is not active", nil)
+	}
+	now := v.cfg.Now()
+	skew := v.cfg.ClockSkew
+	if resp.Exp != nil && !now.Before(resp.Exp.Add(skew)) {
+		return principal.Principal{}, newErr(ErrInvalidToken, ReasonExpired, "token expired", nil)
+	}
+	if resp.Nbf != nil && now.Add(skew).Before(*resp.Nbf) {
+		return principal.Principal{}, newErr(ErrInvalidToken, ReasonNotYetValid, "token not valid yet", nil)
+	}
+	if resp.Iss != "" && resp.Iss != v.cfg.Issuer {
+		return principal.Principal{}, newErr(ErrInvalidToken, ReasonIssuer, "token issuer not accepted", nil)
+	}
+	if len(resp.Aud) > 0 && len(v.cfg.Audiences) > 0 && !slices.ContainsFunc(resp.Aud, func(a string) bool { return slices.Contains(v.cfg.Audiences, a) }) {
+		return principal.Principal{}, newErr(ErrInvalidToken, ReasonAudience, "token audience not accepted", nil)
+	}
+	if resp.Sub == "" {
+		return principal.Principal{}, newErr(ErrInvalidToken, ReasonMissingClaim, "token has no subject", nil)
+	}
+	p := principal.Principal{Subject: resp.Sub, Scopes: resp.Scopes(), Claims: resp.Claims}
+	if resp.Exp != nil {
+		p.ExpiresAt = *resp.Exp
+	}
+	return p, nil
+}
+
+// looksLikeJWS reports whether token is a JWS in compact form: exactly three
+// dot-separated segments whose first decodes to a JSON object with an alg.
+// Hybrid mode verifies such tokens locally and never sends them to the
+// server; everything else, opaque strings and five-segment JWE tokens
+// (which also begin with "eyJ") included, is introspected.
+func looksLikeJWS(token string) bool {
+	if strings.Count(token, ".") != 2 {
+		return false
+	}
+	head, _, _ := strings.Cut(token, ".")
+	if len(head) > 4096 {
+		return false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Alg *string `json:"alg"`
+	}
+	return json.Unmarshal(raw, &h) == nil && h.Alg != nil
+}
+
+// useIntrospection says whether token goes to the introspector. Such
+// tokens skip the verified-token cache: the introspection client has its
+// own, with the TTL the operator chose (0 meaning every request asks).
+func (a *Authenticator) useIntrospection(token string) bool {
+	switch a.cfg.Mode {
+	case ModeIntrospection:
+		return true
+	case ModeHybrid:
+		return !looksLikeJWS(token)
+	}
+	return false
+}
