@@ -160,6 +160,8 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, ar fosite.A
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
+	// No form-action: browsers apply it to the redirect that follows the
+	// post, which goes to the client.
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'")
 	_ = loginPage.Execute(w, map[string]any{
 		"ClientID": ar.GetClient().GetID(),

@@ -4,6 +4,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -60,6 +61,11 @@ type Config struct {
 	// SigningKey signs access and ID tokens (RS256). Default: a fresh
 	// 2048-bit key, so a restart invalidates every token.
 	SigningKey *rsa.PrivateKey
+
+	// Logger receives one line per request (method, path, status; never a
+	// query, body, code or token) and why fosite refused a request. Default:
+	// discard. Serve and ListenAndServe set it to their logger.
+	Logger *slog.Logger
 }
 
 // User is a demo user who signs in on the login page.
@@ -116,6 +122,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RefreshTokenTTL == 0 {
 		c.RefreshTokenTTL = DefaultRefreshTokenTTL
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Users == nil {
 		c.Users = DemoUsers()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -648,6 +649,9 @@ func TestServeShutsDown(t *testing.T) {
 		if err == nil {
 			err = json.NewDecoder(resp.Body).Decode(&doc)
 			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
 			break
 		}
 		if i > 100 {
@@ -800,4 +804,41 @@ func strs(v any) []string {
 func num(v any) int64 {
 	f, _ := v.(float64)
 	return int64(f)
+}
+
+func TestAccessTokenExpires(t *testing.T) {
+	ts := mustStart(t, func(c *devidp.Config) { c.AccessTokenTTL = time.Second; c.OpaqueAccessTokens = true })
+	conf := oauthConfig(ts)
+	tok := mustGrant(t, ts, conf).token
+	if !active(t, ts, tok.AccessToken) {
+		t.Fatal("fresh token inactive")
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if active(t, ts, tok.AccessToken) {
+		t.Fatal("expired token active")
+	}
+	// The refresh token outlives it.
+	if _, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestConcurrentGrants is for the race detector: fosite's Config and our
+// store under parallel logins, refreshes and introspections.
+func TestConcurrentGrants(t *testing.T) {
+	ts := mustStart(t, nil)
+	conf := oauthConfig(ts)
+	for i := range 4 {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			t.Parallel()
+			tok := mustGrant(t, ts, conf).token
+			next, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !active(t, ts, next.AccessToken) {
+				t.Fatal("inactive")
+			}
+		})
+	}
 }

@@ -78,10 +78,10 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config, logger *slog.Logger
 	if cfg.Issuer == "" {
 		cfg.Issuer = IssuerFor(ln.Addr())
 	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	if logger != nil {
+		cfg.Logger = logger
 	}
-	s, err := newServer(cfg, logger)
+	s, err := New(cfg)
 	if err != nil {
 		_ = ln.Close()
 		return err
@@ -89,9 +89,9 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config, logger *slog.Logger
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
-	logger.Warn("DEVELOPMENT ONLY: Tollgate development authorization server; never use it in production",
+	s.logger.Warn("DEVELOPMENT ONLY: Tollgate development authorization server; never use it in production",
 		"issuer", s.cfg.Issuer, "addr", ln.Addr().String(),
 		"access_tokens", map[bool]string{false: "jwt", true: "opaque"}[s.cfg.OpaqueAccessTokens])
 
@@ -107,7 +107,7 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config, logger *slog.Logger
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("devidp: shutdown: %w", err)
 	}
-	logger.Info("devidp stopped")
+	s.logger.Info("devidp stopped")
 	return nil
 }
 

@@ -22,22 +22,17 @@ import (
 
 // Server is the development authorization server. It is safe for concurrent use.
 type Server struct {
-	cfg      Config
-	provider fosite.OAuth2Provider
-	fosite   *fosite.Fosite
-	signer   *jwt.DefaultSigner
-	jwks     jose.JSONWebKeySet
-	users    map[string]User // by username
-	clients  map[string]Client
-	logger   *slog.Logger
+	cfg     Config
+	fosite  *fosite.Fosite
+	signer  *jwt.DefaultSigner
+	jwks    jose.JSONWebKeySet
+	users   map[string]User // by username
+	clients map[string]Client
+	logger  *slog.Logger
 }
 
 // New builds a server from cfg. Its Issuer must be the URL clients reach it at.
 func New(cfg Config) (*Server, error) {
-	return newServer(cfg, slog.New(slog.DiscardHandler))
-}
-
-func newServer(cfg Config, logger *slog.Logger) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -101,7 +96,7 @@ func newServer(cfg Config, logger *slog.Logger) (*Server, error) {
 		jwks:    jose.JSONWebKeySet{Keys: []jose.JSONWebKey{public}},
 		users:   map[string]User{},
 		clients: map[string]Client{},
-		logger:  logger,
+		logger:  cfg.Logger,
 	}
 	for _, u := range cfg.Users {
 		s.users[u.Username] = u
@@ -145,7 +140,9 @@ func newServer(cfg Config, logger *slog.Logger) (*Server, error) {
 
 	// Order matters: the OpenID Connect and PKCE handlers need the code that
 	// the authorization code handler issues first.
-	s.provider = compose.Compose(fc, newStore(fclients), &core,
+	// Compose returns the OAuth2Provider interface; AuthenticateClient, which
+	// the introspection endpoint needs, exists only on *fosite.Fosite.
+	s.fosite = compose.Compose(fc, newStore(fclients), &core,
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OpenIDConnectExplicitFactory,
@@ -154,8 +151,7 @@ func newServer(cfg Config, logger *slog.Logger) (*Server, error) {
 		// Stateful introspection, so revoked JWTs answer active:false.
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
-	)
-	s.fosite = s.provider.(*fosite.Fosite)
+	).(*fosite.Fosite)
 	return s, nil
 }
 
