@@ -3,7 +3,6 @@ package middleware
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -46,7 +45,12 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (*Metadat
 		}
 		return md, nil
 	}
-	return nil, fmt.Errorf("middleware: discovery for issuer %q failed: %w", issuer, errors.Join(errs...))
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	// One line: this error is what a program prints when it cannot start.
+	return nil, fmt.Errorf("middleware: discovery for issuer %q failed: %s", issuer, strings.Join(msgs, "; "))
 }
 
 func fetchMetadata(ctx context.Context, client *http.Client, loc string) (*Metadata, error) {

@@ -22,6 +22,7 @@ var ErrHelp = flag.ErrHelp
 type Set struct {
 	fs       *flag.FlagSet
 	getenv   func(string) string
+	lookenv  func(string) (string, bool)
 	required []string
 	values   map[string]*string
 }
@@ -43,6 +44,15 @@ func New(name string, getenv func(string) string, out io.Writer) *Set {
 			fmt.Fprintf(out, "  -%s, %s (default %s)\n    \t%s\n", f.Name, env, def, f.Usage)
 		})
 	}
+	return s
+}
+
+// NewLookup is New for a lookup function such as os.LookupEnv, under which a
+// variable set to the empty string counts as set: FOO= then means "empty",
+// not "default".
+func NewLookup(name string, lookupEnv func(string) (string, bool), out io.Writer) *Set {
+	s := New(name, func(k string) string { v, _ := lookupEnv(k); return v }, out)
+	s.lookenv = lookupEnv
 	return s
 }
 
@@ -143,6 +153,9 @@ func (s *Set) Set(env string) bool {
 }
 
 func (s *Set) lookup(env string) (string, bool) {
+	if s.lookenv != nil {
+		return s.lookenv(env)
+	}
 	v := s.getenv(env)
 	return v, v != ""
 }

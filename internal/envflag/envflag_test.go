@@ -80,3 +80,16 @@ func TestList(t *testing.T) {
 		t.Fatalf("List = %q", got)
 	}
 }
+
+func TestLookupEmptyIsSet(t *testing.T) {
+	env := map[string]string{"SCOPES": ""}
+	s := NewLookup("test", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, io.Discard)
+	scopes := s.String("SCOPES", "todos:read", "scopes")
+	other := s.String("OTHER", "default", "other")
+	if err := s.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if *scopes != "" || *other != "default" || !s.Set("SCOPES") || s.Set("OTHER") {
+		t.Fatalf("scopes %q other %q", *scopes, *other)
+	}
+}

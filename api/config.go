@@ -1,0 +1,75 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/middleware"
+)
+
+// Config is the todo API's configuration, one field per setting of the
+// todo-api program (see cmd/todo-api and the README).
+type Config struct {
+	ListenAddr  string // default ":8080"
+	DatabaseURL string // "sqlite:PATH" or "postgres://…"; default "sqlite:todos.db"
+
+	AuthMode   middleware.Mode
+	Issuer     string
+	Audiences  []string
+	JWKSURL    string
+	Algorithms []string
+	HMACSecret string
+	ClockSkew  time.Duration
+	// RequireATJWT demands typ at+jwt (RFC 9068).
+	RequireATJWT bool
+
+	IntrospectionURL          string
+	IntrospectionClientID     string
+	IntrospectionClientSecret string
+	IntrospectionAuth         string // basic, post or none
+	IntrospectionCacheTTL     time.Duration
+	// IntrospectionCacheOff disables the introspection cache (the setting
+	// INTROSPECTION_CACHE_TTL=0).
+	IntrospectionCacheOff bool
+
+	TokenCookies       []string
+	CORSAllowedOrigins []string
+	ReadScopes         []string // empty: no scope check
+	WriteScopes        []string
+
+	// BaseURL is the public URL of the API, for todo urls and links; empty:
+	// taken from each request.
+	BaseURL          string
+	MaxTodosPerOwner int
+	MaxBodyBytes     int64
+	ShutdownTimeout  time.Duration // default 20s
+}
+
+func (c *Config) setDefaults() {
+	if c.ListenAddr == "" {
+		c.ListenAddr = ":8080"
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = "sqlite:todos.db"
+	}
+	if c.AuthMode == "" {
+		c.AuthMode = middleware.ModeJWT
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 20 * time.Second
+	}
+}
+
+// validate reports the problems that the packages below would not name by
+// setting.
+func (c *Config) validate() error {
+	var errs []error
+	if c.Issuer == "" {
+		errs = append(errs, errors.New("ISSUER is required"))
+	}
+	if c.AuthMode != middleware.ModeIntrospection && len(c.Audiences) == 0 {
+		errs = append(errs, fmt.Errorf("AUDIENCE is required in %s mode", c.AuthMode))
+	}
+	return errors.Join(errs...)
+}
