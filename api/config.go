@@ -29,6 +29,7 @@ type Config struct {
 	IntrospectionClientSecret string
 	IntrospectionAuth         string // basic, post or none
 	IntrospectionCacheTTL     time.Duration
+	IntrospectionTimeout      time.Duration // default 5s
 	// IntrospectionCacheOff disables the introspection cache (the setting
 	// INTROSPECTION_CACHE_TTL=0).
 	IntrospectionCacheOff bool

@@ -52,6 +52,7 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (http.Handler, 
 			ClientSecret: cfg.IntrospectionClientSecret,
 			AuthMethod:   method,
 			CacheTTL:     cfg.IntrospectionCacheTTL,
+			Timeout:      cfg.IntrospectionTimeout,
 			Logger:       logger,
 		}
 		if cfg.IntrospectionCacheOff {

@@ -62,6 +62,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	iSecret := s.String("INTROSPECTION_CLIENT_SECRET", "", "client secret for introspection")
 	iAuth := s.String("INTROSPECTION_AUTH", "basic", "introspection client authentication: basic, post or none")
 	iTTL := s.Duration("INTROSPECTION_CACHE_TTL", 60*time.Second, "longest an active introspection answer is reused (never past exp); 0 disables the cache")
+	iTimeout := s.Duration("INTROSPECTION_TIMEOUT", 5*time.Second, "longest wait for one introspection answer")
 	cookies := s.String("TOKEN_COOKIE", strings.Join(middleware.DefaultCookieNames, ","), "cookie names read when there is no Authorization header, first present wins")
 	origins := s.String("CORS_ALLOWED_ORIGINS", "", "exact origins allowed to call with credentials, comma-separated")
 	readScopes := s.String("REQUIRED_SCOPES_READ", "todos:read", "scopes the read routes need; empty disables the check")
@@ -106,6 +107,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		IntrospectionAuth:         *iAuth,
 		IntrospectionCacheTTL:     *iTTL,
 		IntrospectionCacheOff:     *iTTL == 0,
+		IntrospectionTimeout:      *iTimeout,
 		TokenCookies:              envflag.List(*cookies),
 		CORSAllowedOrigins:        envflag.List(*origins),
 		ReadScopes:                envflag.List(*readScopes),

@@ -1,0 +1,554 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tollgate-dev/tollgate"
+	"github.com/tollgate-dev/tollgate/internal/envflag"
+	"github.com/tollgate-dev/tollgate/internal/openapitest"
+	"github.com/tollgate-dev/tollgate/middleware/authtest"
+)
+
+// server is a todo-api started through run, as main starts it.
+type server struct {
+	URL  string
+	stop func() error
+	log  *syncBuffer
+}
+
+// startServer runs todo-api with env on a free port and waits until
+// /readyz answers 200.
+func startServer(tb testing.TB, env map[string]string) *server {
+	tb.Helper()
+	env = withDefault(env, "LISTEN_ADDR", "127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	addrc := make(chan net.Addr, 1)
+	errc := make(chan error, 1)
+	logs := &syncBuffer{}
+	go func() {
+		errc <- run(ctx, nil, lookup(env), logs, logs, func(a net.Addr) { addrc <- a })
+	}()
+	var s *server
+	select {
+	case a := <-addrc:
+		s = &server{URL: "http://" + a.String(), log: logs}
+	case err := <-errc:
+		cancel()
+		tb.Fatalf("todo-api did not start: %v\n%s", err, logs)
+	case <-time.After(30 * time.Second):
+		cancel()
+		tb.Fatal("todo-api did not start in time")
+	}
+	var once sync.Once
+	var stopErr error
+	s.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case stopErr = <-errc:
+			case <-time.After(30 * time.Second):
+				stopErr = errors.New("todo-api did not stop")
+			}
+		})
+		return stopErr
+	}
+	tb.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			tb.Errorf("todo-api stopped with %v", err)
+		}
+		if strings.Contains(logs.String(), "eyJ") {
+			tb.Errorf("logs contain something token-like:\n%s", logs)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(s.URL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("todo-api never ready\n%s", logs)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func withDefault(env map[string]string, k, v string) map[string]string {
+	out := map[string]string{}
+	for kk, vv := range env {
+		out[kk] = vv
+	}
+	if _, ok := out[k]; !ok {
+		out[k] = v
+	}
+	return out
+}
+
+func lookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+// jwtEnv is the settings for a todo-api trusting is, on a fresh SQLite file.
+func jwtEnv(tb testing.TB, is *authtest.Issuer) map[string]string {
+	return map[string]string{
+		"ISSUER":               is.URL,
+		"AUDIENCE":             authtest.Audience,
+		"DATABASE_URL":         "sqlite:" + filepath.Join(tb.TempDir(), "todos.db"),
+		"CORS_ALLOWED_ORIGINS": "http://app.test",
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// caller sends requests as one user, checking each against openapi.yaml.
+type caller struct {
+	tb     testing.TB
+	base   string
+	token  string
+	client *http.Client
+	// mark, when set, marks the next request for openapitest
+	// (ExpectInvalid or SkipRequestCheck) and is then cleared.
+	mark func(*http.Request) *http.Request
+}
+
+func newCaller(tb testing.TB, base, token string) *caller {
+	return &caller{tb: tb, base: base, token: token, client: openapitest.New(tb).Client(tb)}
+}
+
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func (r response) todo(tb testing.TB) map[string]any {
+	tb.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		tb.Fatalf("not a todo: %s", r.Body)
+	}
+	return m
+}
+
+func (r response) todos(tb testing.TB) []map[string]any {
+	tb.Helper()
+	var list []map[string]any
+	if err := json.Unmarshal(r.Body, &list); err != nil {
+		tb.Fatalf("not a list: %s", r.Body)
+	}
+	return list
+}
+
+func (c *caller) do(method, path string, body any, headers ...string) response {
+	c.tb.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	url := path
+	if !strings.HasPrefix(path, "http") {
+		url = c.base + path
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	if c.mark != nil {
+		req, c.mark = c.mark(req), nil
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+func expect(tb testing.TB, r response, status int) {
+	tb.Helper()
+	if r.Status != status {
+		tb.Fatalf("status %d, want %d: %s", r.Status, status, r.Body)
+	}
+}
+
+func TestTwoUsersFullCycle(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	s := startServer(t, jwtEnv(t, is))
+	alice := newCaller(t, s.URL, is.Token(t, "alice", nil))
+	bob := newCaller(t, s.URL, is.Token(t, "bob", nil))
+
+	var ids []string
+	for i, title := range []string{"milk", "eggs", "bread"} {
+		r := alice.do("POST", "/todos", map[string]any{"title": title, "order": i})
+		expect(t, r, 201)
+		todo := r.todo(t)
+		if r.Header.Get("Location") != todo["url"] || r.Header.Get("ETag") == "" || todo["completed"] != false {
+			t.Fatalf("created %v with headers %v", todo, r.Header)
+		}
+		ids = append(ids, todo["id"].(string))
+	}
+	list := alice.do("GET", "/todos", nil)
+	expect(t, list, 200)
+	if got := list.todos(t); len(got) != 3 || got[0]["title"] != "milk" || got[2]["title"] != "bread" {
+		t.Fatalf("alice's list %v", got)
+	}
+	// Bob sees none of alice's todos, and cannot touch them: 404, never 403.
+	if got := bob.do("GET", "/todos", nil).todos(t); len(got) != 0 {
+		t.Fatalf("bob sees %v", got)
+	}
+	expect(t, bob.do("GET", "/todos/"+ids[0], nil), 404)
+	expect(t, bob.do("PATCH", "/todos/"+ids[0], map[string]any{"title": "mine"}), 404)
+	expect(t, bob.do("DELETE", "/todos/"+ids[0], nil), 404)
+	expect(t, bob.do("DELETE", "/todos", nil), 204)
+	if got := alice.do("GET", "/todos", nil).todos(t); len(got) != 3 {
+		t.Fatalf("bob's DELETE /todos touched alice's list: %v", got)
+	}
+
+	// PATCH with If-Match; a stale ETag is 412 and changes nothing.
+	get := alice.do("GET", "/todos/"+ids[1], nil)
+	expect(t, get, 200)
+	etag := get.Header.Get("ETag")
+	patched := alice.do("PATCH", "/todos/"+ids[1], map[string]any{"completed": true}, "If-Match", etag)
+	expect(t, patched, 200)
+	if patched.todo(t)["completed"] != true || patched.todo(t)["title"] != "eggs" {
+		t.Fatalf("patched %s", patched.Body)
+	}
+	expect(t, alice.do("PATCH", "/todos/"+ids[1], map[string]any{"title": "stale"}, "If-Match", etag), 412)
+	expect(t, alice.do("DELETE", "/todos/"+ids[1], nil, "If-Match", etag), 412)
+	if alice.do("GET", "/todos/"+ids[1], nil).todo(t)["title"] != "eggs" {
+		t.Fatal("412 changed the todo")
+	}
+	// Filters and clearing completed ones.
+	if got := alice.do("GET", "/todos?completed=true", nil).todos(t); len(got) != 1 || got[0]["id"] != ids[1] {
+		t.Fatalf("completed filter %v", got)
+	}
+	expect(t, alice.do("DELETE", "/todos?completed=true", nil), 204)
+	if got := alice.do("GET", "/todos", nil).todos(t); len(got) != 2 {
+		t.Fatalf("after clearing completed: %v", got)
+	}
+	expect(t, alice.do("DELETE", "/todos/"+ids[0], nil), 204)
+	expect(t, alice.do("GET", "/todos/"+ids[0], nil), 404)
+	expect(t, alice.do("DELETE", "/todos", nil), 204)
+	if got := alice.do("GET", "/todos", nil).todos(t); len(got) != 0 {
+		t.Fatalf("after DELETE /todos: %v", got)
+	}
+}
+
+func TestPagination(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	s := startServer(t, jwtEnv(t, is))
+	alice := newCaller(t, s.URL, is.Token(t, "alice", nil))
+	for i := range 25 {
+		expect(t, alice.do("POST", "/todos", map[string]any{"title": fmt.Sprintf("t%02d", i), "order": i}), 201)
+	}
+	var titles []string
+	next := "/todos?limit=10"
+	pages := 0
+	for next != "" {
+		r := alice.do("GET", next, nil)
+		expect(t, r, 200)
+		pages++
+		for _, td := range r.todos(t) {
+			titles = append(titles, td["title"].(string))
+		}
+		next = nextLink(r.Header.Get("Link"))
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+	}
+	if pages != 3 || len(titles) != 25 || titles[0] != "t00" || titles[24] != "t24" {
+		t.Fatalf("%d pages, titles %v", pages, titles)
+	}
+}
+
+// nextLink extracts the rel="next" target of an RFC 8288 Link header.
+func nextLink(h string) string {
+	for _, part := range strings.Split(h, ",") {
+		if strings.Contains(part, `rel="next"`) {
+			start, end := strings.Index(part, "<"), strings.Index(part, ">")
+			if start >= 0 && end > start {
+				return part[start+1 : end]
+			}
+		}
+	}
+	return ""
+}
+
+func TestConcurrentWritersSQLite(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	s := startServer(t, jwtEnv(t, is))
+	alice := newCaller(t, s.URL, is.Token(t, "alice", nil))
+	var wg sync.WaitGroup
+	statuses := make(chan int, 64)
+	start := make(chan struct{})
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			statuses <- alice.do("POST", "/todos", map[string]any{"title": fmt.Sprint("w", i)}).Status
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(statuses)
+	for st := range statuses {
+		if st != 201 {
+			t.Fatalf("a concurrent write got %d", st)
+		}
+	}
+	if got := alice.do("GET", "/todos?limit=100", nil).todos(t); len(got) != 64 {
+		t.Fatalf("%d todos after 64 writes", len(got))
+	}
+	if strings.Contains(s.log.String(), "database is locked") {
+		t.Fatal("database is locked in the logs")
+	}
+}
+
+func TestAuthAndBadInput(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	s := startServer(t, jwtEnv(t, is))
+	alice := newCaller(t, s.URL, is.Token(t, "alice", nil))
+	expect(t, alice.do("POST", "/todos", map[string]any{"title": "keep me"}), 201)
+	anon := newCaller(t, s.URL, "")
+	readOnly := newCaller(t, s.URL, is.Token(t, "alice", func(c jwt.MapClaims) { c["scope"] = "todos:read" }))
+	expired := newCaller(t, s.URL, is.Token(t, "alice", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }))
+	raw := &http.Client{}
+
+	tests := []struct {
+		name      string
+		c         *caller
+		method    string
+		path      string
+		body      any
+		headers   []string
+		status    int
+		challenge string
+		mark      func(*http.Request) *http.Request // for requests openapi.yaml refuses too
+	}{
+		{"no token", anon, "GET", "/todos", nil, nil, 401, `Bearer realm="todo-api"`, openapitest.ExpectInvalid},
+		{"expired token", expired, "GET", "/todos", nil, nil, 401, `error="invalid_token"`, nil},
+		{"read-only token writes", readOnly, "POST", "/todos", map[string]any{"title": "x"}, nil, 403, `scope="todos:write"`, nil},
+		{"read-only token reads", readOnly, "GET", "/todos", nil, nil, 200, "", nil},
+		{"malformed JSON", alice, "POST", "/todos", `{"title":`, nil, 400, "", openapitest.ExpectInvalid},
+		{"wrong content type", alice, "POST", "/todos", `title=x`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 415, "", openapitest.ExpectInvalid},
+		{"body too large", alice, "POST", "/todos", `{"title":"` + strings.Repeat("x", 70<<10) + `"}`, nil, 413, "", openapitest.ExpectInvalid},
+		{"empty title", alice, "POST", "/todos", map[string]any{"title": "  "}, nil, 422, "", openapitest.ExpectInvalid},
+		{"unknown field", alice, "POST", "/todos", map[string]any{"title": "x", "owner": "bob"}, nil, 422, "", openapitest.ExpectInvalid},
+		{"wrong type", alice, "POST", "/todos", map[string]any{"title": 5}, nil, 422, "", openapitest.ExpectInvalid},
+		{"unknown route", alice, "GET", "/nope", nil, nil, 404, "", openapitest.ExpectInvalid},
+		{"wrong method", alice, "PUT", "/todos", nil, nil, 405, "", openapitest.ExpectInvalid},
+		{"odd Accept still JSON", alice, "GET", "/todos", nil, []string{"Accept", "text/plain, */*; q=0.01"}, 200, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.c.mark = tt.mark
+			r := tt.c.do(tt.method, tt.path, tt.body, tt.headers...)
+			expect(t, r, tt.status)
+			if tt.status >= 400 && !strings.HasPrefix(r.Header.Get("Content-Type"), "application/problem+json") {
+				t.Fatalf("Content-Type %q", r.Header.Get("Content-Type"))
+			}
+			if tt.challenge != "" && !strings.Contains(r.Header.Get("WWW-Authenticate"), tt.challenge) {
+				t.Fatalf("WWW-Authenticate %q lacks %q", r.Header.Get("WWW-Authenticate"), tt.challenge)
+			}
+		})
+	}
+	// Nothing above changed what was stored.
+	if got := alice.do("GET", "/todos", nil).todos(t); len(got) != 1 || got[0]["title"] != "keep me" {
+		t.Fatalf("bad input changed the list: %v", got)
+	}
+	// A token in the query string is refused, not read.
+	resp, err := raw.Get(s.URL + "/todos?access_token=" + alice.token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("token in query: %d", resp.StatusCode)
+	}
+}
+
+func TestCORSAndCookies(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	s := startServer(t, jwtEnv(t, is))
+	tok := is.Token(t, "alice", nil)
+	send := func(method, path string, h map[string]string) *http.Response {
+		t.Helper()
+		var body io.Reader
+		if method == "POST" {
+			body = strings.NewReader(`{"title":"from the page"}`)
+		}
+		req, _ := http.NewRequest(method, s.URL+path, body)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	// A preflight needs no token.
+	pre := send("OPTIONS", "/todos", map[string]string{"Origin": "http://app.test", "Access-Control-Request-Method": "PATCH", "Access-Control-Request-Headers": "content-type,if-match,x-csrf"}) // as browsers send it: lower case, sorted, no spaces
+	if pre.StatusCode/100 != 2 || pre.Header.Get("Access-Control-Allow-Origin") != "http://app.test" || pre.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("preflight: %d %v", pre.StatusCode, pre.Header)
+	}
+	// Errors carry CORS headers too, so the page can read them.
+	unauth := send("GET", "/todos", map[string]string{"Origin": "http://app.test"})
+	if unauth.StatusCode != 401 || unauth.Header.Get("Access-Control-Allow-Origin") != "http://app.test" || !strings.Contains(unauth.Header.Get("Access-Control-Expose-Headers"), "Www-Authenticate") {
+		t.Fatalf("401 without CORS headers: %v", unauth.Header)
+	}
+	if other := send("GET", "/todos", map[string]string{"Origin": "http://evil.test"}); other.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("foreign origin allowed")
+	}
+	cookie := "__Host-access_token=" + tok
+	for _, tc := range []struct {
+		name    string
+		method  string
+		headers map[string]string
+		status  int
+	}{
+		{"cookie and X-CSRF", "GET", map[string]string{"Cookie": cookie, "X-CSRF": "1", "Origin": "http://app.test"}, 200},
+		{"cookie without X-CSRF", "GET", map[string]string{"Cookie": cookie}, 400},
+		{"cookie POST from the page", "POST", map[string]string{"Cookie": cookie, "X-CSRF": "1", "Origin": "http://app.test", "Content-Type": "application/json"}, 201},
+		{"cookie POST from elsewhere", "POST", map[string]string{"Cookie": cookie, "X-CSRF": "1", "Origin": "http://evil.test", "Content-Type": "application/json"}, 400},
+	} {
+		if r := send(tc.method, "/todos", tc.headers); r.StatusCode != tc.status {
+			t.Errorf("%s: %d, want %d", tc.name, r.StatusCode, tc.status)
+		}
+	}
+}
+
+func TestOperationalEndpoints(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	s := startServer(t, jwtEnv(t, is))
+	get := func(path string) (int, string, http.Header) {
+		t.Helper()
+		resp, err := http.Get(s.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	if st, _, _ := get("/healthz"); st != 200 {
+		t.Fatalf("healthz %d", st)
+	}
+	if st, _, _ := get("/readyz"); st != 200 {
+		t.Fatalf("readyz %d", st)
+	}
+	anon := newCaller(t, s.URL, "")
+	anon.mark = openapitest.ExpectInvalid
+	anon.do("GET", "/todos", nil) // one refusal to count
+	st, body, _ := get("/metrics")
+	if st != 200 || !strings.Contains(body, `todo_api_auth_outcomes_total{cached="false",reason="no_token",source=""} 1`) ||
+		!strings.Contains(body, `todo_api_jwks_refreshes_total{result="ok"}`) || !strings.Contains(body, `todo_api_http_requests_total{method="GET",route="/todos",status="401"}`) {
+		t.Fatalf("metrics: %d\n%s", st, body)
+	}
+	st, body, h := get("/openapi.yaml")
+	if st != 200 || body != string(tollgate.OpenAPI) || !strings.Contains(h.Get("Content-Type"), "yaml") {
+		t.Fatalf("openapi.yaml: %d %q", st, h.Get("Content-Type"))
+	}
+	st, body, _ = get("/docs/")
+	if st != 200 || !strings.Contains(body, "swagger-ui-bundle.js") || strings.Contains(body, "cdn") {
+		t.Fatalf("docs: %d %s", st, body)
+	}
+	if st, _, _ := get("/docs/swagger-ui-bundle.js"); st != 200 {
+		t.Fatalf("embedded docs asset: %d", st)
+	}
+}
+
+func TestSettings(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"missing issuer", map[string]string{}, nil, "ISSUER is required"},
+		{"missing audience", map[string]string{"ISSUER": "http://x"}, nil, "AUDIENCE is required"},
+		{"bad mode", map[string]string{"ISSUER": "http://x", "AUTH_MODE": "magic"}, nil, "AUTH_MODE"},
+		{"bad skew", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "CLOCK_SKEW": "soon"}, nil, "CLOCK_SKEW"},
+		{"bad database", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "JWKS_URL": "http://127.0.0.1:1/jwks", "DATABASE_URL": "mysql://x"}, nil, "DATABASE_URL"},
+		{"introspection without client", map[string]string{"ISSUER": "http://x", "AUTH_MODE": "introspection"}, nil, "INTROSPECTION_CLIENT_ID"},
+		{"alg none", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "JWKS_URL": "http://127.0.0.1:1/jwks", "JWT_ALGORITHMS": "none"}, nil, `"none" is never accepted`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(context.Background(), tt.args, lookup(tt.env), io.Discard, io.Discard, nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v, want one line containing %q", err, tt.want)
+			}
+		})
+	}
+	var help bytes.Buffer
+	err := run(context.Background(), []string{"--help"}, lookup(nil), io.Discard, &help, nil)
+	if !errors.Is(err, envflag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, setting := range []string{"LISTEN_ADDR", "DATABASE_URL", "AUTH_MODE", "ISSUER", "AUDIENCE", "JWKS_URL", "JWT_ALGORITHMS", "JWT_HMAC_SECRET", "CLOCK_SKEW", "REQUIRE_AT_JWT", "INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET", "INTROSPECTION_AUTH", "INTROSPECTION_CACHE_TTL", "TOKEN_COOKIE", "CORS_ALLOWED_ORIGINS", "REQUIRED_SCOPES_READ", "REQUIRED_SCOPES_WRITE"} {
+		if !strings.Contains(help.String(), setting) {
+			t.Errorf("--help lacks %s", setting)
+		}
+	}
+}
+
+// TestEmptyScopeSettingDisablesCheck: REQUIRED_SCOPES_WRITE= (set, empty)
+// turns the scope check off.
+func TestEmptyScopeSettingDisablesCheck(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	env := jwtEnv(t, is)
+	env["REQUIRED_SCOPES_WRITE"] = ""
+	s := startServer(t, env)
+	noScope := newCaller(t, s.URL, is.Token(t, "alice", func(c jwt.MapClaims) { c["scope"] = "todos:read" }))
+	expect(t, noScope.do("POST", "/todos", map[string]any{"title": "x"}), 201)
+}
