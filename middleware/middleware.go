@@ -125,6 +125,15 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 		return p, false, src, err
 	}
 	key := keyOf(token)
+	now := a.cfg.Now()
+	if p, ok := a.cache.get(key, now); ok {
+		p.Source = src
+		return p, true, src, nil
+	}
+	if !isB64Token(token) {
+		a.cfg.Logger.LogAttrs(r.Context(), levelFor(errSyntax), "request refused", reasonAttr(errSyntax), sourceAttr(src))
+		return p, false, src, errSyntax
+	}
 	if a.useIntrospection(token) {
 		p, err = a.intro.verify(r.Context(), token)
 		if err != nil {
@@ -133,11 +142,6 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 		}
 		p.TokenHash, p.Source = key.short(), src
 		return p, false, src, nil
-	}
-	now := a.cfg.Now()
-	if p, ok := a.cache.get(key, now); ok {
-		p.Source = src
-		return p, true, src, nil
 	}
 	p, err = a.jwt.verify(r.Context(), token)
 	if err != nil {
