@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/driver/postgres"
@@ -85,6 +86,7 @@ func OpenDatabase(ctx context.Context, databaseURL string, logger *slog.Logger) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	keepValuesOutOfScanLogs()
 	cfg := &gorm.Config{
 		Logger:               gormLog{log: logger, slow: 200 * time.Millisecond},
 		DisableAutomaticPing: true, // pinged below, with ctx
@@ -223,6 +225,16 @@ func (l gormLog) Trace(ctx context.Context, begin time.Time, fc func() (string, 
 		l.log.WarnContext(ctx, "slow database query", "sql", query, "rows", rows, "elapsed", elapsed)
 	}
 }
+
+var keepValuesOutOfScanLogs = sync.OnceFunc(func() {
+	// DB.Scan (Raw(…).Scan) records its SQL through gormlogger.Recorder,
+	// which asks this package variable, not the DB's logger, what to do
+	// with bound values: GORM's default interpolates them. It is global to
+	// the process, hence set once here, to what gormLog.ParamsFilter does.
+	gormlogger.RecorderParamsFilter = func(_ context.Context, query string, _ ...any) (string, []any) {
+		return query, nil
+	}
+})
 
 // ParamsFilter keeps bound values out of the SQL that Trace logs: GORM
 // calls it (gorm.ParamsFilter) before interpolating them.

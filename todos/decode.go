@@ -254,5 +254,5 @@ func (r patchRequest) Valid(context.Context) map[string]string {
 }
 
 func (r patchRequest) patch() Patch {
-	return Patch{Title: r.Title, Completed: r.Completed, Order: r.Order}
+	return Patch(r)
 }

@@ -80,16 +80,16 @@ func NewStore(db *gorm.DB, cfg StoreConfig) (*Store, error) {
 func (s *Store) MaxTodosPerOwner() int64 { return s.max }
 
 // Migrate creates or updates the todos table and its indexes. Several
-// instances may call it at once: on PostgreSQL they take turns under an
-// advisory lock, since concurrent CREATE TABLE statements would fail.
+// instances may call it at once: they take turns, since concurrent CREATE
+// TABLE statements would fail. On SQLite the transaction, which begins
+// IMMEDIATE, is the turn; on PostgreSQL, where DDL is transactional too, an
+// advisory lock is.
 func (s *Store) Migrate(ctx context.Context) error {
-	db := s.db.WithContext(ctx)
-	if !s.postgres {
-		return db.AutoMigrate(&Todo{})
-	}
-	return db.Transaction(func(tx *gorm.DB) error {
-		if err := tx.Exec("SELECT pg_advisory_xact_lock(?, 0)", advisoryLockClass).Error; err != nil {
-			return err
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if s.postgres {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?, 0)", advisoryLockClass).Error; err != nil {
+				return err
+			}
 		}
 		return tx.AutoMigrate(&Todo{})
 	})

@@ -101,11 +101,6 @@ func (p Patch) Valid() map[string]string {
 	return problems
 }
 
-// empty reports whether p changes nothing.
-func (p Patch) empty() bool {
-	return p.Title == nil && p.Completed == nil && p.Order == nil
-}
-
 // titleProblem says what is wrong with a title, or "" when nothing is.
 //
 // U+FFFD is refused because it is what invalid UTF-8 and lone surrogate
