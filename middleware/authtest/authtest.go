@@ -87,8 +87,11 @@ func NewIssuer(tb TB) *Issuer {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		_, _ = w.Write(is.JWKS())
 	})
-	is.Server = httptest.NewServer(is.mux)
-	is.URL = is.Server.URL
+	// The URL is known before the server answers anything, so handlers
+	// that read it never race with this assignment.
+	is.Server = httptest.NewUnstartedServer(is.mux)
+	is.URL = "http://" + is.Server.Listener.Addr().String()
+	is.Server.Start()
 	tb.Cleanup(is.Server.Close)
 	return is
 }
