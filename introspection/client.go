@@ -346,6 +346,7 @@ func (s *state) fetchAndStore(ctx context.Context, k key, token string) (*Respon
 				until = *resp.Exp
 			}
 			if now.Before(until) { // never keep an answer past exp
+				resp.CacheUntil = until
 				s.cache.put(k, entry{resp: resp, expires: until}, now)
 			}
 		}

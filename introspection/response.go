@@ -32,6 +32,12 @@ type Response struct {
 	Aud []string
 	Iss string
 	Jti string
+	// CacheUntil is when the Client that returned this answer stops reusing
+	// it (its CacheTTL, never past Exp); zero when it does not cache it. A
+	// caller that keeps answers of its own (the middleware's verified-token
+	// cache does) must not keep them longer, so that a revocation takes
+	// effect when the Client's configuration says it does.
+	CacheUntil time.Time
 	// Claims holds every member of the answer as decoded JSON (numbers are
 	// float64), including the ones above and any the server adds.
 	Claims map[string]any

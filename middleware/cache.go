@@ -65,7 +65,19 @@ func (c *verifiedCache) put(k tokenKey, p principal.Principal, now time.Time) {
 	if c == nil {
 		return
 	}
+	c.putUntil(k, p, now, now.Add(c.maxAge))
+}
+
+// putUntil caches p until the earliest of until, its expiry and the
+// cache's maximum age; a zero until keeps nothing.
+func (c *verifiedCache) putUntil(k tokenKey, p principal.Principal, now, until time.Time) {
+	if c == nil || until.IsZero() {
+		return
+	}
 	expires := now.Add(c.maxAge)
+	if until.Before(expires) {
+		expires = until
+	}
 	if !p.ExpiresAt.IsZero() && p.ExpiresAt.Before(expires) {
 		expires = p.ExpiresAt
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
@@ -25,41 +26,44 @@ type introspectVerifier struct {
 	cfg    *Config
 }
 
-func (v *introspectVerifier) verify(ctx context.Context, token string) (principal.Principal, error) {
+// verify introspects token. Besides the caller it returns until when the
+// middleware may reuse the answer: the Introspector's own CacheUntil, zero
+// (do not cache) when it gives none.
+func (v *introspectVerifier) verify(ctx context.Context, token string) (principal.Principal, time.Time, error) {
 	resp, err := v.client.Introspect(ctx, token)
 	switch {
 	case errors.Is(err, introspection.ErrInactive):
-		return principal.Principal{}, newErr(ErrInvalidToken, ReasonInactive, "token is not active", nil)
+		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonInactive, "token is not active", nil)
 	case err != nil:
 		// Unreachable, failing, or an answer that cannot be trusted: there
 		// is no verdict, so fail closed with 503 rather than blame the
 		// token (a 401 would send the web page into a refresh loop).
-		return principal.Principal{}, newErr(ErrUnavailable, ReasonUnavailable, "authorization server unavailable", err)
+		return principal.Principal{}, time.Time{}, newErr(ErrUnavailable, ReasonUnavailable, "authorization server unavailable", err)
 	case resp == nil || !resp.Active:
-		return principal.Principal{}, newErr(ErrInvalidToken, ReasonInactive, "token is not active", nil)
+		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonInactive, "token is not active", nil)
 	}
 	now := v.cfg.Now()
 	skew := v.cfg.ClockSkew
 	if resp.Exp != nil && !now.Before(resp.Exp.Add(skew)) {
-		return principal.Principal{}, newErr(ErrInvalidToken, ReasonExpired, "token expired", nil)
+		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonExpired, "token expired", nil)
 	}
 	if resp.Nbf != nil && now.Add(skew).Before(*resp.Nbf) {
-		return principal.Principal{}, newErr(ErrInvalidToken, ReasonNotYetValid, "token not valid yet", nil)
+		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonNotYetValid, "token not valid yet", nil)
 	}
 	if resp.Iss != "" && resp.Iss != v.cfg.Issuer {
-		return principal.Principal{}, newErr(ErrInvalidToken, ReasonIssuer, "token issuer not accepted", nil)
+		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonIssuer, "token issuer not accepted", nil)
 	}
 	if len(resp.Aud) > 0 && len(v.cfg.Audiences) > 0 && !slices.ContainsFunc(resp.Aud, func(a string) bool { return slices.Contains(v.cfg.Audiences, a) }) {
-		return principal.Principal{}, newErr(ErrInvalidToken, ReasonAudience, "token audience not accepted", nil)
+		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonAudience, "token audience not accepted", nil)
 	}
 	if resp.Sub == "" {
-		return principal.Principal{}, newErr(ErrInvalidToken, ReasonMissingClaim, "token has no subject", nil)
+		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonMissingClaim, "token has no subject", nil)
 	}
 	p := principal.Principal{Subject: resp.Sub, Scopes: resp.Scopes(), Claims: resp.Claims}
 	if resp.Exp != nil {
 		p.ExpiresAt = *resp.Exp
 	}
-	return p, nil
+	return p, resp.CacheUntil, nil
 }
 
 // looksLikeJWS reports whether token is a JWS in compact form: exactly three

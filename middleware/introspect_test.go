@@ -170,3 +170,62 @@ func TestIntrospectionConfig(t *testing.T) {
 		t.Fatal("unknown mode accepted")
 	}
 }
+
+// TestIntrospectionAnswerReuse checks that the middleware's own cache keeps
+// an introspected answer no longer than the introspection client does: a
+// revoked token works until the client's CacheTTL has passed since the
+// server's answer, and not a moment after; with the client's cache off,
+// revocation takes effect at the next request.
+func TestIntrospectionAnswerReuse(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+
+	tests := []struct {
+		name     string
+		cacheTTL time.Duration
+		// after revocation, how long the token still works
+		stillWorks time.Duration
+	}{
+		{name: "client caches 60s", cacheTTL: 60 * time.Second, stillWorks: 59 * time.Second},
+		{name: "client cache off", cacheTTL: -1, stillWorks: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := authtest.NewIssuer(t)
+			ic := &introspection.Client{
+				ClientID: authtest.IntrospectionClientID, ClientSecret: authtest.IntrospectionClientSecret,
+				CacheTTL: tt.cacheTTL, InactiveCacheTTL: -1, Now: clock, Logger: quiet(),
+			}
+			is.EnableIntrospection()
+			a := mustAuthenticator(t, is, func(c *middleware.Config) {
+				c.Mode = middleware.ModeIntrospection
+				c.Introspector = ic
+				c.Now = clock
+			})
+			tok := is.OpaqueToken("alice", nil)
+			if code := do(a, bearerRequest(tok)).Code; code != 200 {
+				t.Fatalf("first request: %d", code)
+			}
+			requests := ic.Stats().Requests
+			if code := do(a, bearerRequest(tok)).Code; code != 200 {
+				t.Fatalf("second request: %d", code)
+			}
+			if tt.cacheTTL > 0 && ic.Stats().Requests != requests {
+				t.Errorf("a token seen again reached the introspection client; want an answer from the middleware's cache")
+			}
+			is.Revoke(tok)
+			if tt.stillWorks > 0 {
+				advance(tt.stillWorks)
+				if code := do(a, bearerRequest(tok)).Code; code != 200 {
+					t.Fatalf("within the client's CacheTTL: %d, want 200 (cached as configured)", code)
+				}
+			}
+			advance(2 * time.Second)
+			if code := do(a, bearerRequest(tok)).Code; code != 401 {
+				t.Fatalf("after the client's CacheTTL: %d, want 401", code)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
@@ -135,12 +136,18 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 		return p, false, src, errSyntax
 	}
 	if a.useIntrospection(token) {
-		p, err = a.intro.verify(r.Context(), token)
+		var until time.Time
+		p, until, err = a.intro.verify(r.Context(), token)
 		if err != nil {
 			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), tokenAttr(key), errAttr(err))
 			return p, false, src, err
 		}
-		p.TokenHash, p.Source = key.short(), src
+		p.TokenHash = key.short()
+		// Kept no longer than the introspection client keeps the answer,
+		// so revocation takes effect as its CacheTTL says; meanwhile a
+		// token seen again costs what a JWT does, one hash and a lookup.
+		a.cache.putUntil(key, p, now, until)
+		p.Source = src
 		return p, false, src, nil
 	}
 	p, err = a.jwt.verify(r.Context(), token)
