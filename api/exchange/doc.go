@@ -1,0 +1,39 @@
+// Package exchange is Tollgate's token exchange service, a backend for the
+// todo web page (a "backend for frontend" in the words of
+// draft-ietf-oauth-browser-based-apps): it runs the OAuth 2.0 Authorization
+// Code grant with PKCE (RFC 7636), state and an OpenID Connect nonce as a
+// confidential client, and hands the tokens to the browser only as HttpOnly
+// cookies, so that no script on the page ever sees one.
+//
+// Endpoints:
+//
+//	GET    /login[?returnTo=/path]  start a login
+//	GET    /oauth-callback           finish it: check state and iss (RFC 9207), exchange the code, verify the ID token and nonce
+//	POST   /refreshtoken             refresh the access token cookie (needs X-CSRF: 1)
+//	DELETE /refreshtoken             sign out: revoke (RFC 7009), clear the cookies, answer the end-session URL (needs X-CSRF: 1)
+//	GET    /me                       who is signed in
+//	GET    /config.json              where the todo API is
+//	GET    /healthz, /metrics
+//	GET    /                         the todo web page
+//
+// # State
+//
+// Nothing about a login lives in server memory: each attempt's state, PKCE
+// verifier, nonce and returnTo travel in a transaction cookie of its own
+// (named after a hash of the state, so two tabs can sign in at once),
+// sealed with AES-256-GCM under a key derived from SESSION_SECRET, with the
+// cookie's name as additional data. Any number of instances sharing
+// SESSION_SECRET can serve one site.
+//
+// The one exception is the refresh grace cache. A rotating authorization
+// server revokes a whole token family when a replaced refresh token is used
+// again, and a browser with several tabs does exactly that: the second tab's
+// POST /refreshtoken may leave before the first one's answer (with the new
+// refresh token cookie) arrives. Concurrent refreshes with one refresh token
+// therefore share one grant call (singleflight), and for RefreshGrace (20s
+// by default) afterwards a request that still carries the replaced token is
+// handed the same result instead of replaying it. Behind a load balancer
+// this protection holds per instance; route /refreshtoken with sticky
+// sessions, or accept that a user with several tabs may occasionally be
+// signed out, if the server revokes families on replay.
+package exchange

@@ -1,0 +1,73 @@
+package exchange
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// FuzzSanitizeReturnTo: whatever comes in, what goes out is "/" or the
+// input unchanged, and a local path that no browser reads as another host.
+func FuzzSanitizeReturnTo(f *testing.F) {
+	for _, s := range []string{
+		"/", "/ok?x=1", "//evil.example", "/\\evil.example", "/\t/evil.example", "/%09/evil",
+		"https://evil.example", "\\\\evil", "/a\r\nb", "/\x00", "/caf\u00e9", strings.Repeat("/a", 600),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got := sanitizeReturnTo(in)
+		if got != "/" && got != in {
+			t.Fatalf("sanitizeReturnTo(%q) = %q: neither / nor the input", in, got)
+		}
+		if got == "" || got[0] != '/' || strings.Contains(got, "//") || strings.Contains(got, `\`) || len(got) > maxReturnToLen {
+			t.Fatalf("sanitizeReturnTo(%q) = %q: not a local path", in, got)
+		}
+		for i := 0; i < len(got); i++ {
+			if got[i] <= 0x20 || got[i] >= 0x7f {
+				t.Fatalf("sanitizeReturnTo(%q) = %q: byte %#x at %d", in, got, got[i], i)
+			}
+		}
+	})
+}
+
+// FuzzSealerOpen: open never panics on outside input, a sealed value opens
+// under its own cookie name only, and any change to it is refused.
+func FuzzSealerOpen(f *testing.F) {
+	s, err := newSealer(testSessionSecret)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("__Host-tg_session", "__Host-tg_tx_0123456789abcdef", []byte(`{"sub":"alice"}`), "", uint(0))
+	f.Add("a", "b", []byte{}, "AQ", uint(7))
+	f.Add("x", "x", []byte("x"), strings.Repeat("A", maxSealedLen+1), uint(100))
+	f.Fuzz(func(t *testing.T, name, other string, plain []byte, raw string, flip uint) {
+		// Outside input: a cookie value sent by anyone.
+		if b, err := s.open(name, raw); err == nil && raw != "" {
+			// Only a value we sealed opens; finding one by chance would
+			// mean the cipher is broken.
+			t.Fatalf("open(%q, %q) = %q: an unsealed value opened", name, raw, b)
+		}
+
+		sealed := s.seal(name, plain)
+		got, err := s.open(name, sealed)
+		if err != nil || !bytes.Equal(got, plain) {
+			t.Fatalf("open(seal(%q)) = %q, %v", plain, got, err)
+		}
+		if other != name {
+			if _, err := s.open(other, sealed); err == nil {
+				t.Fatalf("a value sealed for %q opened as %q", name, other)
+			}
+		}
+		// Change one character of the value.
+		i := int(flip % uint(len(sealed)))
+		c := sealed[i] + 1
+		if c > 'z' {
+			c = '-'
+		}
+		tampered := sealed[:i] + string(c) + sealed[i+1:]
+		if _, err := s.open(name, tampered); err == nil {
+			t.Fatalf("tampered value %q opened", tampered)
+		}
+	})
+}

@@ -1,0 +1,179 @@
+package exchange
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
+)
+
+// ErrDiscovery is returned by New when the issuer's discovery document
+// cannot be fetched or names another issuer.
+var ErrDiscovery = errors.New("exchange: OpenID Connect discovery failed")
+
+// Server is the exchange service. It is safe for concurrent use; it keeps
+// no login state in memory (only the short refresh grace cache), so several
+// instances can serve one site.
+type Server struct {
+	cfg    Config
+	logger *slog.Logger
+	now    func() time.Time
+
+	sealer   *sealer
+	names    cookieNames
+	oauth    *oauth2.Config
+	verifier *oidc.IDTokenVerifier
+	meta     metadata
+	client   *http.Client
+	origin   string // the exchange's public origin, from RedirectURL
+
+	flights singleflight.Group
+	grace   *graceCache
+	metrics *metrics
+	web     fs.FS
+	handler http.Handler
+}
+
+// metadata are the discovery fields beyond what go-oidc reads.
+type metadata struct {
+	RevocationEndpoint string   `json:"revocation_endpoint"`
+	EndSessionEndpoint string   `json:"end_session_endpoint"`
+	TokenAuthMethods   []string `json:"token_endpoint_auth_methods_supported"`
+	// IssParameter is RFC 9207's authorization_response_iss_parameter_supported:
+	// when true, every authorization response must carry iss.
+	IssParameter bool `json:"authorization_response_iss_parameter_supported"`
+}
+
+// New builds the exchange service from cfg. It fetches the issuer's OpenID
+// Connect discovery document now, with ctx, and fails when it does not
+// answer or names another issuer. Signing keys are fetched later, when the
+// first ID token arrives.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	secret := cfg.SessionSecret
+	if len(secret) == 0 {
+		// validate allows this only in DevMode.
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, err
+		}
+		logger.Warn("DEV_MODE: SESSION_SECRET is unset, so a random one was made; every restart signs everybody out and instances cannot share cookies. NEVER run like this in production.")
+	}
+	sealer, err := newSealer(secret)
+	if err != nil {
+		return nil, err
+	}
+
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: cfg.HTTPTimeout}
+	}
+	dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, client), cfg.HTTPTimeout)
+	defer cancel()
+	// The provider keeps the client (not ctx) for its key set fetches.
+	provider, err := oidc.NewProvider(dctx, cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("%w for ISSUER %q: %w", ErrDiscovery, cfg.Issuer, err)
+	}
+	var meta metadata
+	if err := provider.Claims(&meta); err != nil {
+		return nil, fmt.Errorf("exchange: discovery for ISSUER %q: %w", cfg.Issuer, err)
+	}
+	endpoint := provider.Endpoint()
+	if endpoint.AuthURL == "" || endpoint.TokenURL == "" {
+		return nil, fmt.Errorf("exchange: the discovery document of %q lacks authorization_endpoint or token_endpoint", cfg.Issuer)
+	}
+	style, method, err := chooseAuthStyle(cfg.ClientAuth, meta.TokenAuthMethods)
+	if err != nil {
+		return nil, err
+	}
+	endpoint.AuthStyle = style
+
+	web, err := webFS(cfg.WebDir)
+	if err != nil {
+		return nil, err
+	}
+
+	s := &Server{
+		cfg:    cfg,
+		logger: logger,
+		now:    cfg.Now,
+		sealer: sealer,
+		names:  newCookieNames(!cfg.InsecureCookies, cfg.CookieDomain),
+		oauth: &oauth2.Config{
+			ClientID:     cfg.ClientID,
+			ClientSecret: cfg.ClientSecret,
+			Endpoint:     endpoint,
+			RedirectURL:  cfg.RedirectURL,
+			Scopes:       cfg.Scopes,
+		},
+		verifier: provider.Verifier(&oidc.Config{ClientID: cfg.ClientID, Now: cfg.Now}),
+		meta:     meta,
+		client:   client,
+		origin:   origin(cfg.RedirectURL),
+		grace:    newGraceCache(cfg.RefreshGrace, cfg.Now),
+		metrics:  newMetrics(),
+		web:      web,
+	}
+	s.handler = s.routes()
+	logger.Info("exchange ready", "issuer", cfg.Issuer, "client_id", cfg.ClientID,
+		"client_auth", method, "redirect_url", cfg.RedirectURL,
+		"revocation", meta.RevocationEndpoint != "", "end_session", meta.EndSessionEndpoint != "",
+		"cookie_domain", cfg.CookieDomain, "secure_cookies", !cfg.InsecureCookies,
+		"web", map[bool]string{true: "embedded", false: cfg.WebDir}[cfg.WebDir == ""])
+	return s, nil
+}
+
+// ServeHTTP serves every endpoint.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// Handler returns s as an http.Handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// chooseAuthStyle turns CLIENT_AUTH into an explicit oauth2.AuthStyle, never
+// AuthStyleAutoDetect, which retries a refused request the other way (a
+// second use of a one-time code, or of a rotating refresh token).
+func chooseAuthStyle(setting string, supported []string) (oauth2.AuthStyle, string, error) {
+	switch setting {
+	case ClientAuthBasic:
+		return oauth2.AuthStyleInHeader, ClientAuthBasic, nil
+	case ClientAuthPost:
+		return oauth2.AuthStyleInParams, ClientAuthPost, nil
+	}
+	// RFC 8414 §2: an absent list means client_secret_basic.
+	if len(supported) == 0 || slices.Contains(supported, ClientAuthBasic) {
+		return oauth2.AuthStyleInHeader, ClientAuthBasic, nil
+	}
+	if slices.Contains(supported, ClientAuthPost) {
+		return oauth2.AuthStyleInParams, ClientAuthPost, nil
+	}
+	return 0, "", fmt.Errorf("exchange: CLIENT_AUTH=auto: the server supports neither client_secret_basic nor client_secret_post (it lists %q)", supported)
+}
+
+// webFS is the embedded web page, or dir when set.
+func webFS(dir string) (fs.FS, error) {
+	if dir != "" {
+		return os.DirFS(dir), nil
+	}
+	sub, err := fs.Sub(embeddedWeb, "web")
+	if err != nil {
+		return nil, errors.New("exchange: embedded web page missing")
+	}
+	return sub, nil
+}

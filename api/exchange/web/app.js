@@ -1,0 +1,592 @@
+// Tollgate todos: the web page of the exchange service.
+//
+// The page never sees a token. The exchange keeps the access token in an
+// HttpOnly cookie that the browser sends to the todo API (same host name,
+// cookies ignore ports) with every request made with credentials: 'include';
+// the header X-CSRF: 1 tells the API the request comes from script, which a
+// cross-site form cannot fake. When the API answers 401 the page asks the
+// exchange for a fresh access token (POST /refreshtoken) once and retries.
+
+const $ = (id) => document.getElementById(id);
+
+const el = {
+  account: $('account'),
+  userName: $('user-name'),
+  userEmail: $('user-email'),
+  signOut: $('sign-out'),
+  notice: $('notice'),
+  error: $('error'),
+  loading: $('loading'),
+  signedOut: $('signed-out'),
+  signedOutText: $('signed-out-text'),
+  app: $('app'),
+  form: $('new-todo-form'),
+  input: $('new-todo'),
+  list: $('todo-list'),
+  empty: $('empty'),
+  footer: $('footer'),
+  count: $('todo-count'),
+  clear: $('clear-completed'),
+  hint: $('hint'),
+  template: $('todo-template'),
+};
+
+const state = {
+  apiBase: '',
+  todos: [],
+  // id -> {etag, updated}: the ETag the API last gave for a todo, and its
+  // updated_at then. A list reload keeps it only while updated_at matches.
+  etags: new Map(),
+  filter: 'all',
+  signedOut: false,
+};
+
+const MAX_TITLE = 500;
+const MAX_ORDER = 2147483647;
+
+class SignedOutError extends Error {
+  constructor() {
+    super('signed out');
+    this.name = 'SignedOutError';
+  }
+}
+
+class APIError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.name = 'APIError';
+    this.status = status;
+  }
+}
+
+// ---- Talking to the exchange and the todo API -------------------------------
+
+let refreshing = null;
+
+// refresh asks the exchange for a fresh access token cookie and says how
+// it went: 'ok'; 'ended' when the exchange refused (the refresh token is
+// gone, expired or revoked: the person must sign in again); 'unavailable'
+// when the exchange or the authorization server did not answer properly,
+// which is no reason to show a signed-in person as signed out. Concurrent
+// callers share one request.
+function refresh() {
+  if (!refreshing) {
+    refreshing = fetch('/refreshtoken', {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: { 'X-CSRF': '1', Accept: 'application/json' },
+    })
+      .then((resp) => {
+        if (resp.ok) return 'ok';
+        return resp.status === 401 || resp.status === 403 ? 'ended' : 'unavailable';
+      }, () => 'unavailable')
+      .finally(() => {
+        setTimeout(() => { refreshing = null; }, 0);
+      });
+  }
+  return refreshing;
+}
+
+// api calls the todo API. On a 401 it refreshes the access token once and
+// retries; when the exchange refuses the refresh it shows "Signed out" and
+// throws SignedOutError. Other answers are returned as they are.
+async function api(path, { method = 'GET', body, etag } = {}) {
+  const url = path.startsWith('http') ? path : state.apiBase + path;
+  const headers = { 'X-CSRF': '1', Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (etag) headers['If-Match'] = etag;
+  const send = () => fetch(url, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'include',
+    cache: 'no-store',
+  });
+  let resp;
+  let renewed = '';
+  try {
+    resp = await send();
+    if (resp.status === 401) {
+      renewed = await refresh();
+      if (renewed === 'ok') resp = await send();
+    }
+  } catch (err) {
+    if (err instanceof TypeError) {
+      throw new APIError(`Cannot reach the todo API at ${state.apiBase}. Is it running?`, 0);
+    }
+    throw err;
+  }
+  if (renewed === 'unavailable') {
+    throw new APIError('Your sign-in could not be renewed just now: the sign-in service is not answering. Try again in a moment.', 503);
+  }
+  if (resp.status === 401) {
+    showSignedOut('Your session has ended. Sign in again to see your todos.');
+    throw new SignedOutError();
+  }
+  return resp;
+}
+
+// problem reads the message of an RFC 9457 problem+json answer.
+async function problem(resp) {
+  let text = '';
+  try {
+    const p = await resp.json();
+    text = typeof p.detail === 'string' && p.detail ? p.detail : (p.title || '');
+    if (Array.isArray(p.errors) && p.errors.length) {
+      const fields = p.errors.map((e) => e && e.detail).filter(Boolean);
+      if (fields.length) text = fields.join('; ');
+    }
+  } catch {
+    // not JSON: fall back to the status line
+  }
+  return text || `The todo API answered ${resp.status} ${resp.statusText}.`.replace(' .', '.');
+}
+
+async function check(resp) {
+  if (!resp.ok) throw new APIError(await problem(resp), resp.status);
+  return resp;
+}
+
+function itemPath(id) {
+  return '/todos/' + encodeURIComponent(id);
+}
+
+function rememberETag(resp, todo) {
+  const etag = resp.headers.get('ETag');
+  if (etag && todo && todo.id) state.etags.set(todo.id, { etag, updated: todo.updated_at });
+}
+
+function etagOf(todo) {
+  const e = state.etags.get(todo.id);
+  return e && e.updated === todo.updated_at ? e.etag : '';
+}
+
+// nextLink returns the rel="next" URL of a Link header, if any.
+function nextLink(header) {
+  if (!header) return '';
+  for (const part of header.split(',')) {
+    const m = part.match(/<([^>]*)>\s*;\s*rel="?next"?/i);
+    if (m) return m[1];
+  }
+  return '';
+}
+
+// ---- Operations ---------------------------------------------------------------
+
+async function loadTodos() {
+  const todos = [];
+  let next = '/todos?limit=500';
+  for (let pages = 0; next && pages < 100; pages++) {
+    const resp = await check(await api(next));
+    todos.push(...await resp.json());
+    next = nextLink(resp.headers.get('Link'));
+    // Only follow links to the todo API itself.
+    if (next && new URL(next, state.apiBase).origin !== new URL(state.apiBase).origin) next = '';
+  }
+  state.todos = todos;
+  for (const [id, e] of state.etags) {
+    const t = todos.find((x) => x.id === id);
+    if (!t || t.updated_at !== e.updated) state.etags.delete(id);
+  }
+  render();
+}
+
+async function addTodo(title) {
+  const order = state.todos.reduce((max, t) => Math.max(max, t.order), -1) + 1;
+  const body = { title };
+  if (order <= MAX_ORDER) body.order = order;
+  const resp = await check(await api('/todos', { method: 'POST', body }));
+  const todo = await resp.json();
+  rememberETag(resp, todo);
+  state.todos.push(todo);
+  render();
+}
+
+// patchTodo changes some fields of a todo, with If-Match when the page
+// knows the todo's ETag. A 412 means someone changed it meanwhile: reload.
+async function patchTodo(todo, changes) {
+  const resp = await api(itemPath(todo.id), { method: 'PATCH', body: changes, etag: etagOf(todo) });
+  if (resp.status === 412) {
+    await loadTodos();
+    showNotice('That todo was changed somewhere else, so the list was reloaded. Please try again.');
+    return;
+  }
+  if (resp.status === 404) {
+    await loadTodos();
+    showNotice('That todo was deleted somewhere else.');
+    return;
+  }
+  await check(resp);
+  const updated = await resp.json();
+  rememberETag(resp, updated);
+  const i = state.todos.findIndex((t) => t.id === todo.id);
+  if (i >= 0) state.todos[i] = updated;
+  render();
+}
+
+async function deleteTodo(todo) {
+  const resp = await api(itemPath(todo.id), { method: 'DELETE' });
+  if (resp.status !== 404) await check(resp);
+  state.todos = state.todos.filter((t) => t.id !== todo.id);
+  state.etags.delete(todo.id);
+  render();
+}
+
+async function clearCompleted() {
+  await check(await api('/todos?completed=true', { method: 'DELETE' }));
+  for (const t of state.todos) if (t.completed) state.etags.delete(t.id);
+  state.todos = state.todos.filter((t) => !t.completed);
+  render();
+}
+
+// busy counts operations under way, mirrored in <html data-busy> (which
+// starts at 1 until start is done) for tests and styles.
+let busy = 1;
+
+function setBusy(delta) {
+  busy += delta;
+  document.documentElement.dataset.busy = String(busy);
+}
+
+// run performs an operation, showing what went wrong. It reports success.
+async function run(op) {
+  hideError();
+  setBusy(1);
+  try {
+    await op();
+    return true;
+  } catch (err) {
+    if (!(err instanceof SignedOutError)) showError(err instanceof APIError ? err.message : `Something went wrong: ${err.message}`);
+    return false;
+  } finally {
+    setBusy(-1);
+  }
+}
+
+// ---- Signing in and out ----------------------------------------------------------
+
+// whoami asks the exchange who is signed in: the user, or null.
+async function whoami() {
+  const get = () => fetch('/me', { credentials: 'same-origin', headers: { Accept: 'application/json' }, cache: 'no-store' });
+  let resp = await get();
+  if (resp.status === 401) return null;
+  if (!resp.ok) throw new APIError(`The exchange answered ${resp.status} for /me.`, resp.status);
+  return resp.json();
+}
+
+// loadConfig asks the exchange where the todo API is (GET /config.json).
+async function loadConfig() {
+  const resp = await fetch('/config.json', { credentials: 'same-origin', headers: { Accept: 'application/json' }, cache: 'no-store' });
+  if (!resp.ok) throw new APIError(`The exchange answered ${resp.status} for /config.json.`, resp.status);
+  const cfg = await resp.json();
+  const raw = cfg.todo_api_url || cfg.todoApiUrl || cfg.todo_api || cfg.api_url || '';
+  if (!raw) throw new APIError('The exchange did not say where the todo API is.', 0);
+  const u = new URL(raw, location.href);
+  return u.origin + u.pathname.replace(/\/+$/, '');
+}
+
+async function signOut() {
+  el.signOut.disabled = true;
+  setBusy(1);
+  hideError();
+  let target = '/';
+  try {
+    const resp = await fetch('/refreshtoken', {
+      method: 'DELETE',
+      credentials: 'same-origin',
+      headers: { 'X-CSRF': '1', Accept: 'application/json' },
+    });
+    if (resp.ok && (resp.headers.get('Content-Type') || '').includes('json')) {
+      const body = await resp.json();
+      if (body && typeof body.end_session_url === 'string' && body.end_session_url) {
+        const u = new URL(body.end_session_url, location.href);
+        if (u.protocol === 'https:' || u.protocol === 'http:') target = u.href;
+      }
+    }
+  } catch {
+    showError('Could not reach the exchange to sign out. Try again.');
+    el.signOut.disabled = false;
+    setBusy(-1);
+    return;
+  }
+  location.assign(target);
+}
+
+// ---- Rendering -----------------------------------------------------------------
+
+const rows = new Map(); // todo id -> <li>
+let titleIds = 0;
+
+function show(which) {
+  el.loading.hidden = which !== 'loading';
+  el.signedOut.hidden = which !== 'signed-out';
+  el.app.hidden = which !== 'app';
+  if (which !== 'app') el.hint.hidden = true;
+}
+
+function showUser(me) {
+  const name = me.name || me.preferred_username || me.email || me.sub || 'you';
+  el.userName.textContent = name;
+  el.userEmail.textContent = me.email && me.email !== name ? me.email : '';
+  el.account.hidden = false;
+}
+
+function showSignedOut(message) {
+  state.signedOut = true;
+  state.todos = [];
+  state.etags.clear();
+  for (const li of rows.values()) li.remove();
+  rows.clear();
+  el.account.hidden = true;
+  el.signedOutText.textContent = message || 'Sign in to see and manage your todos.';
+  hideNotice();
+  show('signed-out');
+}
+
+let noticeTimer = 0;
+
+function showNotice(text) {
+  el.notice.textContent = text;
+  el.notice.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(hideNotice, 8000);
+}
+
+function hideNotice() {
+  el.notice.hidden = true;
+  el.notice.textContent = '';
+}
+
+function showError(text) {
+  el.error.textContent = text;
+  el.error.hidden = false;
+}
+
+function hideError() {
+  el.error.hidden = true;
+  el.error.textContent = '';
+}
+
+function visible(todo) {
+  if (state.filter === 'active') return !todo.completed;
+  if (state.filter === 'completed') return todo.completed;
+  return true;
+}
+
+function todoOf(li) {
+  return li && state.todos.find((t) => t.id === li.dataset.id);
+}
+
+function createRow(todo) {
+  const li = el.template.content.firstElementChild.cloneNode(true);
+  li.dataset.id = todo.id;
+  const title = li.querySelector('.todo-title');
+  title.id = `todo-title-${++titleIds}`;
+  li.querySelector('.toggle').setAttribute('aria-labelledby', title.id);
+  rows.set(todo.id, li);
+  return li;
+}
+
+function updateRow(li, todo) {
+  li.classList.toggle('completed', todo.completed);
+  const toggle = li.querySelector('.toggle');
+  toggle.checked = todo.completed;
+  const title = li.querySelector('.todo-title');
+  if (title.textContent !== todo.title) title.textContent = todo.title;
+  li.querySelector('.edit').setAttribute('aria-label', `Edit “${todo.title}”`);
+  li.querySelector('.destroy').setAttribute('aria-label', `Delete “${todo.title}”`);
+}
+
+function render() {
+  const shown = state.todos.filter(visible);
+  const ids = new Set(shown.map((t) => t.id));
+  for (const [id, li] of rows) {
+    if (!ids.has(id)) {
+      li.remove();
+      rows.delete(id);
+    }
+  }
+  let prev = null;
+  for (const todo of shown) {
+    const li = rows.get(todo.id) || createRow(todo);
+    if (!li.classList.contains('editing')) updateRow(li, todo);
+    const want = prev ? prev.nextSibling : el.list.firstChild;
+    if (li !== want) el.list.insertBefore(li, want);
+    prev = li;
+  }
+
+  const total = state.todos.length;
+  const left = state.todos.filter((t) => !t.completed).length;
+  const done = total - left;
+  el.count.replaceChildren();
+  const strong = document.createElement('strong');
+  strong.textContent = String(left);
+  el.count.append(strong, left === 1 ? ' item left' : ' items left');
+  el.clear.hidden = done === 0;
+  el.footer.hidden = total === 0;
+  el.hint.hidden = total === 0;
+  el.empty.hidden = shown.length > 0;
+  el.empty.textContent = total === 0
+    ? 'Nothing to do yet. Add your first todo above.'
+    : state.filter === 'completed' ? 'No completed todos.' : 'Nothing left to do. Well done!';
+  for (const a of el.footer.querySelectorAll('.filters a')) {
+    if (a.dataset.filter === state.filter) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+}
+
+// ---- Editing --------------------------------------------------------------------
+
+function startEdit(li) {
+  const todo = todoOf(li);
+  if (!todo || li.classList.contains('editing') || li.classList.contains('busy')) return;
+  li.classList.add('editing');
+  const input = document.createElement('input');
+  input.className = 'edit-input';
+  input.value = todo.title;
+  input.maxLength = MAX_TITLE;
+  input.setAttribute('aria-label', `Edit “${todo.title}”`);
+  input.enterKeyHint = 'done';
+  li.querySelector('.view').append(input);
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
+
+  let finished = false;
+  const finish = async (save) => {
+    if (finished) return;
+    finished = true;
+    const title = input.value.trim();
+    const current = todoOf(li) || todo;
+    const focusEdit = document.activeElement === input;
+    input.remove();
+    li.classList.remove('editing');
+    if (save && title && title !== current.title) {
+      updateRow(li, { ...current, title });
+      li.classList.add('busy');
+      await run(() => patchTodo(current, { title }));
+      li.classList.remove('busy');
+    }
+    render();
+    if (focusEdit && li.isConnected) li.querySelector('.edit').focus();
+  };
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') {
+      e.preventDefault();
+      finish(true);
+    } else if (e.key === 'Escape') {
+      e.preventDefault();
+      finish(false);
+    }
+  });
+  input.addEventListener('blur', () => finish(true));
+}
+
+// ---- Events ---------------------------------------------------------------------
+
+function bind() {
+  el.form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const title = el.input.value.trim();
+    if (!title) return;
+    el.input.value = '';
+    const ok = await run(() => addTodo(title));
+    if (!ok && !el.input.value) el.input.value = title;
+  });
+
+  el.list.addEventListener('change', async (e) => {
+    if (!e.target.classList.contains('toggle')) return;
+    const li = e.target.closest('.todo');
+    const todo = todoOf(li);
+    if (!todo) return;
+    const completed = e.target.checked;
+    li.classList.toggle('completed', completed);
+    await run(() => patchTodo(todo, { completed }));
+    render();
+  });
+
+  el.list.addEventListener('click', async (e) => {
+    const button = e.target.closest('button');
+    if (!button) return;
+    const li = button.closest('.todo');
+    const todo = todoOf(li);
+    if (!todo) return;
+    if (button.classList.contains('edit')) {
+      startEdit(li);
+    } else if (button.classList.contains('destroy')) {
+      // Keep the keyboard in the list: focus the next row, else the input.
+      const next = li.nextElementSibling || li.previousElementSibling;
+      li.classList.add('busy');
+      const ok = await run(() => deleteTodo(todo));
+      li.classList.remove('busy');
+      if (ok) (next && next.isConnected ? next.querySelector('.destroy') : el.input).focus();
+    }
+  });
+
+  el.list.addEventListener('dblclick', (e) => {
+    if (!e.target.closest('.todo-title')) return;
+    startEdit(e.target.closest('.todo'));
+  });
+
+  el.clear.addEventListener('click', async () => {
+    el.clear.disabled = true;
+    await run(clearCompleted);
+    el.clear.disabled = false;
+    if (el.clear.hidden) el.input.focus();
+  });
+
+  el.signOut.addEventListener('click', signOut);
+
+  window.addEventListener('hashchange', () => {
+    state.filter = filterFromHash();
+    render();
+  });
+}
+
+function filterFromHash() {
+  const h = location.hash.replace(/^#\/?/, '');
+  return h === 'active' || h === 'completed' ? h : 'all';
+}
+
+// ---- Start ----------------------------------------------------------------------
+
+async function start() {
+  bind();
+  state.filter = filterFromHash();
+  // The end-session endpoint sends us back with ?state=…, and a failed
+  // sign-in may come back with ?error=…: read them, then drop the query so
+  // that a reload starts clean.
+  const params = new URLSearchParams(location.search);
+  if (location.search) history.replaceState(null, '', location.pathname + location.hash);
+  try {
+    await load();
+  } finally {
+    setBusy(-1);
+  }
+  const error = params.get('error');
+  if (error) {
+    const reason = params.get('error_description') || error;
+    showError(`Signing in did not finish: ${reason.slice(0, 300)}`);
+  }
+}
+
+async function load() {
+  let me;
+  try {
+    [state.apiBase, me] = await Promise.all([loadConfig(), whoami()]);
+  } catch (err) {
+    show('signed-out');
+    showError(err instanceof APIError ? err.message : 'Cannot reach the exchange service. Reload the page to try again.');
+    return;
+  }
+  if (!me) {
+    showSignedOut();
+    return;
+  }
+  showUser(me);
+  show('app');
+  render();
+  el.input.focus();
+  await run(loadTodos);
+}
+
+start();
