@@ -296,7 +296,14 @@ async function signOut() {
       credentials: 'same-origin',
       headers: { 'X-CSRF': '1', Accept: 'application/json' },
     });
-    if (resp.ok && (resp.headers.get('Content-Type') || '').includes('json')) {
+    if (!resp.ok) {
+      // Still signed in: going "home" would look like nothing happened.
+      showError(`Signing out failed: the exchange answered ${resp.status}. Try again.`);
+      el.signOut.disabled = false;
+      setBusy(-1);
+      return;
+    }
+    if ((resp.headers.get('Content-Type') || '').includes('json')) {
       const body = await resp.json();
       if (body && typeof body.end_session_url === 'string' && body.end_session_url) {
         const u = new URL(body.end_session_url, location.href);
@@ -585,7 +592,9 @@ async function load() {
   showUser(me);
   show('app');
   render();
-  el.input.focus();
+  // Ready to type at once; but not on a touch screen, where the focus would
+  // pull up the on-screen keyboard over the list before anyone asked.
+  if (!matchMedia('(pointer: coarse)').matches) el.input.focus();
   await run(loadTodos);
 }
 
