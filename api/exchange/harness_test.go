@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/api/devidp"
 	"github.com/tollgate-dev/tollgate/api/devidp/devidptest"
+	"github.com/tollgate-dev/tollgate/internal/testbuf"
 )
 
 // The exchange's client at devidp, and devidp's introspection client.
@@ -56,7 +56,7 @@ type testEnv struct {
 
 	clock *testClock
 	calls *callCounter
-	logs  *syncBuffer
+	logs  *testbuf.Buffer
 
 	mu      sync.Mutex
 	secrets map[string]bool // values the logs must never contain
@@ -104,7 +104,7 @@ func newEnv(t testing.TB, opts envOptions) *testEnv {
 		idp:     idp,
 		clock:   &testClock{},
 		calls:   &callCounter{next: http.DefaultTransport, n: map[string]int{}},
-		logs:    &syncBuffer{},
+		logs:    &testbuf.Buffer{},
 		secrets: map[string]bool{},
 	}
 	cfg := Config{
@@ -457,21 +457,4 @@ func (c *testClock) advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.off += d
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

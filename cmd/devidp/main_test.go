@@ -1,34 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/internal/testbuf"
 )
-
-// syncBuffer is written by run's goroutine and read by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func getenvFrom(env map[string]string) func(string) string {
 	return func(k string) string { return env[k] }
@@ -37,7 +19,7 @@ func getenvFrom(env map[string]string) func(string) string {
 func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr testbuf.Buffer
 	env := map[string]string{"LISTEN_ADDR": "127.0.0.1:0", "ACCESS_TOKEN_TTL": "2m", "EXCHANGE_CLIENT_SECRET": "s3cret-for-test"}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, getenvFrom(env), &stdout, &stderr) }()
@@ -97,7 +79,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	var stdout, stderr syncBuffer
+	var stdout, stderr testbuf.Buffer
 	if err := run(t.Context(), []string{"--help"}, getenvFrom(nil), &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +115,7 @@ func TestBadSettings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			var stdout, stderr syncBuffer
+			var stdout, stderr testbuf.Buffer
 			err := run(t.Context(), nil, getenvFrom(tt.env), &stdout, &stderr)
 			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("err = %v, want one line naming %s", err, tt.want)

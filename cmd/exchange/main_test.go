@@ -10,13 +10,13 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/api/devidp"
 	"github.com/tollgate-dev/tollgate/api/devidp/devidptest"
 	"github.com/tollgate-dev/tollgate/internal/envflag"
+	"github.com/tollgate-dev/tollgate/internal/testbuf"
 )
 
 const testSecret = "cmd-test-session-secret-0123456789abcdef"
@@ -39,7 +39,7 @@ func baseEnv(idpURL string) map[string]string {
 // program is the exchange started through run, as main starts it.
 type program struct {
 	URL    string
-	logs   *syncBuffer
+	logs   *testbuf.Buffer
 	cancel context.CancelFunc
 	errc   chan error
 }
@@ -49,7 +49,7 @@ type program struct {
 func start(t *testing.T, env map[string]string, args ...string) *program {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	x := &program{logs: &syncBuffer{}, cancel: cancel, errc: make(chan error, 1)}
+	x := &program{logs: &testbuf.Buffer{}, cancel: cancel, errc: make(chan error, 1)}
 	addrc := make(chan net.Addr, 1)
 	go func() {
 		x.errc <- run(ctx, args, lookup(env), x.logs, x.logs, func(a net.Addr) { addrc <- a })
@@ -257,7 +257,7 @@ func TestRunWaitsForDiscovery(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &testbuf.Buffer{}
 	errc := make(chan error, 1)
 	go func() { errc <- run(ctx, nil, lookup(baseEnv(issuer)), logs, logs, nil) }()
 	deadline := time.Now().Add(10 * time.Second)
@@ -276,21 +276,4 @@ func TestRunWaitsForDiscovery(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after cancel")
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

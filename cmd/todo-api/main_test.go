@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate-dev/tollgate"
 	"github.com/tollgate-dev/tollgate/internal/envflag"
 	"github.com/tollgate-dev/tollgate/internal/openapitest"
+	"github.com/tollgate-dev/tollgate/internal/testbuf"
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
 )
 
@@ -27,7 +28,7 @@ import (
 type server struct {
 	URL  string
 	stop func() error
-	log  *syncBuffer
+	log  *testbuf.Buffer
 }
 
 // startServer runs todo-api with env on a free port and waits until
@@ -38,7 +39,7 @@ func startServer(tb testing.TB, env map[string]string) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan net.Addr, 1)
 	errc := make(chan error, 1)
-	logs := &syncBuffer{}
+	logs := &testbuf.Buffer{}
 	go func() {
 		errc <- run(ctx, nil, lookup(env), logs, logs, func(a net.Addr) { addrc <- a })
 	}()
@@ -113,23 +114,6 @@ func jwtEnv(tb testing.TB, is *authtest.Issuer) map[string]string {
 		"DATABASE_URL":         "sqlite:" + filepath.Join(tb.TempDir(), "todos.db"),
 		"CORS_ALLOWED_ORIGINS": "http://app.test",
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // caller sends requests as one user, checking each against openapi.yaml.

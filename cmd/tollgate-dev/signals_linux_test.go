@@ -11,12 +11,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/internal/devstack"
+	"github.com/tollgate-dev/tollgate/internal/testbuf"
 )
 
 // TestStopsEverything runs the real tollgate-dev, as make run does, and
@@ -90,7 +90,7 @@ func buildPrograms(t *testing.T) string {
 type dev struct {
 	cmd      *exec.Cmd
 	pid      int // tollgate-dev's own (cmd's, unless a shell started it)
-	out      *syncBuffer
+	out      *testbuf.Buffer
 	exited   chan struct{} // closed when cmd has exited
 	err      error         // cmd's exit status, once exited is closed
 	ports    []int
@@ -131,7 +131,7 @@ func startDevUnder(t *testing.T, bin string, viaShell bool) *dev {
 		cmd = exec.Command(prog, args...)
 	}
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
-	d := &dev{cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{}), ports: ports}
+	d := &dev{cmd: cmd, out: &testbuf.Buffer{}, exited: make(chan struct{}), ports: ports}
 	cmd.Stdout, cmd.Stderr = d.out, d.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// An orphan would hold the output pipe open forever; Wait must still
@@ -302,23 +302,4 @@ func childOf(t *testing.T, parent int, comm string) int {
 	}
 	t.Fatalf("process %d has no child %s", parent, comm)
 	return 0
-}
-
-// syncBuffer is a bytes.Buffer that the program's output goroutine and the
-// test can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
