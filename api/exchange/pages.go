@@ -42,6 +42,7 @@ var errorTemplate = template.Must(template.New("error").Parse(`<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}} · Tollgate</title>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;color:#18181b}
 h1{font-size:1.5rem}code{background:#f4f4f5;padding:0 .25rem}.detail{color:#52525b}a.button{display:inline-block;margin-top:1rem;padding:.5rem 1rem;background:#18181b;color:#fff;border-radius:.375rem;text-decoration:none}</style>
 </head>
@@ -67,7 +68,7 @@ func renderError(w http.ResponseWriter, status int, p errorPage) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 	w.WriteHeader(status)
 	_ = errorTemplate.Execute(w, p)
 }
