@@ -7,6 +7,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tollgate-dev/tollgate/internal/metriclabel"
 )
 
 // metrics are the exchange's Prometheus series, on a registry of its own so
@@ -63,7 +65,7 @@ func (m *metrics) observe() gin.HandlerFunc {
 		if route == "" {
 			route = "static"
 		}
-		m.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(c.Writer.Status())).Inc()
+		m.requests.WithLabelValues(route, metriclabel.Method(c.Request.Method), strconv.Itoa(c.Writer.Status())).Inc()
 	}
 }
 

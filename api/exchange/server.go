@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -78,10 +79,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 
-	client := cfg.HTTPClient
-	if client == nil {
-		client = &http.Client{Timeout: cfg.HTTPTimeout}
-	}
+	client := guardedClient(cfg.HTTPClient, cfg.HTTPTimeout)
 	dctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, client), cfg.HTTPTimeout)
 	defer cancel()
 	// The provider keeps the client (not ctx) for its key set fetches.
@@ -125,7 +123,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		meta:     meta,
 		client:   client,
 		origin:   origin(cfg.RedirectURL),
-		grace:    newGraceCache(cfg.RefreshGrace, cfg.Now),
+		grace:    newGraceCache(cfg.RefreshGrace, max(time.Minute, 2*cfg.HTTPTimeout), cfg.Now),
 		metrics:  newMetrics(),
 		web:      web,
 	}
@@ -176,4 +174,63 @@ func webFS(dir string) (fs.FS, error) {
 		return nil, errors.New("exchange: embedded web page missing")
 	}
 	return sub, nil
+}
+
+// maxServerResponseBytes bounds every answer read from the authorization
+// server (discovery, JWKS, token, revocation): go-oidc reads its bodies
+// whole.
+const maxServerResponseBytes = 1 << 20
+
+// guardedClient is base (or a client with timeout) that never follows a
+// redirect, since a 307 from the token endpoint would re-post the code, the
+// verifier and, with client_secret_post, the secret to wherever it points;
+// and whose response bodies end in an error past maxServerResponseBytes.
+func guardedClient(base *http.Client, timeout time.Duration) *http.Client {
+	c := &http.Client{Timeout: timeout}
+	if base != nil {
+		copied := *base
+		c = &copied
+	}
+	transport := c.Transport
+	if transport == nil {
+		transport = http.DefaultTransport
+	}
+	c.Transport = cappedTransport{base: transport, max: maxServerResponseBytes}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return c
+}
+
+// cappedTransport caps the bodies of the responses of base.
+type cappedTransport struct {
+	base http.RoundTripper
+	max  int64
+}
+
+func (t cappedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &cappedBody{ReadCloser: resp.Body, left: t.max}
+	return resp, nil
+}
+
+// errResponseTooLarge ends the read of an answer over the cap.
+var errResponseTooLarge = errors.New("exchange: the authorization server's answer is too large")
+
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errResponseTooLarge
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }

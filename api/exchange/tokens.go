@@ -61,6 +61,11 @@ func (s *Server) setTokenCookies(w http.ResponseWriter, tok *oauth2.Token, sess 
 	for _, ck := range append(cookies, sessCookie) {
 		http.SetCookie(w, ck)
 	}
+	if tok.RefreshToken == "" {
+		// A sign-in without offline_access: a refresh cookie left by an
+		// earlier sign-in (maybe another person's) must not outlive it.
+		s.expire(w, s.refreshSpec())
+	}
 	return nil
 }
 
@@ -194,13 +199,30 @@ func (s *Server) handleRefresh(c *gin.Context) {
 		return
 	}
 
+	if s.grace.isForgotten(key) {
+		// Signed out while this refresh ran: do not sign back in.
+		s.metrics.refreshes.WithLabelValues("no_cookie").Inc()
+		s.clearSessionCookies(w, r, false)
+		s.unauthorized(w, "signed out")
+		return
+	}
 	var sess session
 	if v, ok := requestCookie(r, s.names.session); ok {
 		if s.sealer.openJSON(s.names.session, v, &sess) != nil {
 			sess = session{}
 		}
 	}
-	if res.idt != nil && (sess.Subject == "" || sess.Subject == res.idt.sub) {
+	if res.idt != nil && sess.Subject != "" && sess.Subject != res.idt.sub {
+		// The refresh token belongs to someone other than the session's
+		// user: trust neither.
+		s.metrics.refreshes.WithLabelValues("invalid_grant").Inc()
+		s.logger.Warn("refresh: the refreshed ID token names another subject; signing out",
+			"session_sub_hash", shortHash(sess.Subject), "token_sub_hash", shortHash(res.idt.sub))
+		s.clearSessionCookies(w, r, false)
+		s.unauthorized(w, "the session has ended: sign in again")
+		return
+	}
+	if res.idt != nil {
 		sess.Subject, sess.Name, sess.Email, sess.IDToken = res.idt.sub, truncateClaim(res.idt.Name), truncateClaim(res.idt.Email), res.idt.raw
 	}
 	if sess.RefreshExpires == 0 || res.tok.RefreshToken == rc.Token {
@@ -278,6 +300,10 @@ func (s *Server) openRefreshCookie(r *http.Request) (refreshCookie, bool) {
 	var rc refreshCookie
 	v, ok := requestCookie(r, s.names.refresh)
 	if !ok || s.sealer.openJSON(s.names.refresh, v, &rc) != nil || rc.Token == "" {
+		return refreshCookie{}, false
+	}
+	// A copy of the cookie must not outlive the Max-Age it was set with.
+	if rc.Expires != 0 && rc.Expires <= s.now().Unix() {
 		return refreshCookie{}, false
 	}
 	return rc, true
@@ -441,13 +467,19 @@ func shortHash(v string) string {
 const maxGraceEntries = 10_000
 
 // graceCache keeps each refresh result for a short while, keyed by the hash
-// of the refresh token it consumed.
+// of the refresh token it consumed. The results hold tokens, so expired
+// ones are swept out at least every ttl, not only when the cache fills.
 type graceCache struct {
 	ttl time.Duration
-	now func() time.Time
+	// forgetFor is how long a signed-out refresh token stays forgotten:
+	// longer than a refresh grant call can take.
+	forgetFor time.Duration
+	now       func() time.Time
 
-	mu      sync.Mutex
-	entries map[string]graceEntry
+	mu        sync.Mutex
+	entries   map[string]graceEntry
+	forgotten map[string]time.Time // keys signed out of, until when puts are refused
+	lastSweep time.Time
 }
 
 type graceEntry struct {
@@ -455,8 +487,16 @@ type graceEntry struct {
 	expires time.Time
 }
 
-func newGraceCache(ttl time.Duration, now func() time.Time) *graceCache {
-	return &graceCache{ttl: ttl, now: now, entries: make(map[string]graceEntry)}
+func newGraceCache(ttl, forgetFor time.Duration, now func() time.Time) *graceCache {
+	return &graceCache{ttl: ttl, forgetFor: forgetFor, now: now, entries: make(map[string]graceEntry), forgotten: make(map[string]time.Time)}
+}
+
+// isForgotten reports whether a sign-out has forgotten key lately.
+func (g *graceCache) isForgotten(key string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	until, ok := g.forgotten[key]
+	return ok && g.now().Before(until)
 }
 
 func (g *graceCache) get(key string) (refreshResult, bool) {
@@ -479,29 +519,49 @@ func (g *graceCache) put(key string, res refreshResult) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
+	if len(g.entries) >= maxGraceEntries || now.Sub(g.lastSweep) >= min(g.ttl, g.forgetFor) {
+		g.sweep(now)
+	}
+	if until, ok := g.forgotten[key]; ok && now.Before(until) {
+		return // signed out while this refresh was running
+	}
 	if len(g.entries) >= maxGraceEntries {
-		for k, e := range g.entries {
-			if !now.Before(e.expires) {
-				delete(g.entries, k)
-			}
-		}
-		if len(g.entries) >= maxGraceEntries {
-			return // full of live entries: late joiners fall back to the server
-		}
+		return // full of live entries: late joiners fall back to the server
 	}
 	g.entries[key] = graceEntry{res: res, expires: now.Add(g.ttl)}
 }
 
+// sweep drops expired entries; g.mu is held.
+func (g *graceCache) sweep(now time.Time) {
+	g.lastSweep = now
+	for k, e := range g.entries {
+		if !now.Before(e.expires) {
+			delete(g.entries, k)
+		}
+	}
+	for k, until := range g.forgotten {
+		if !now.Before(until) {
+			delete(g.forgotten, k)
+		}
+	}
+}
+
 // forget drops every entry that consumed refreshToken or produced it, so
-// that after sign-out a replaced refresh token cannot collect the result.
+// that after sign-out a replaced refresh token cannot collect the result,
+// and marks it forgotten for forgetFor, so that a refresh still running
+// with it neither caches nor hands out its result.
 func (g *graceCache) forget(refreshToken string) {
 	key := hashKey(refreshToken)
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	now := g.now()
 	delete(g.entries, key)
 	for k, e := range g.entries {
 		if e.res.tok != nil && e.res.tok.RefreshToken == refreshToken {
 			delete(g.entries, k)
 		}
+	}
+	if len(g.forgotten) < maxGraceEntries {
+		g.forgotten[key] = now.Add(g.forgetFor)
 	}
 }

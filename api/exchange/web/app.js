@@ -289,6 +289,9 @@ async function signOut() {
   el.signOut.disabled = true;
   setBusy(1);
   hideError();
+  // A refresh still in flight would set fresh cookies after the sign-out
+  // cleared them: let it land first.
+  if (refreshing) await refreshing;
   let target = '/';
   try {
     const resp = await fetch('/refreshtoken', {
@@ -569,10 +572,13 @@ async function start() {
   } finally {
     setBusy(-1);
   }
+  // Fixed wording only: anybody can link here with ?error_description=…,
+  // and this page must not say on our origin whatever a stranger wrote.
   const error = params.get('error');
   if (error) {
-    const reason = params.get('error_description') || error;
-    showError(`Signing in did not finish: ${reason.slice(0, 300)}`);
+    showError(error === 'access_denied'
+      ? 'Sign-in was cancelled, so you are not signed in.'
+      : 'Signing in did not finish. Please sign in again.');
   }
 }
 
