@@ -147,3 +147,30 @@ func TestGuardedClient(t *testing.T) {
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// TestRefreshForAnotherSubject: a refresh whose new ID token names someone
+// other than the session's user signs the browser out instead of mixing
+// one person's session with another's tokens. The refresh result is put in
+// the grace cache, where the handler finds it as it would a shared one.
+func TestRefreshForAnotherSubject(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	b := e.newBrowser()
+	b.login("alice", "")
+	var rc refreshCookie
+	if err := e.ex.sealer.openJSON(e.ex.names.refresh, b.cookieValue(e.ex.names.refresh, refreshPath), &rc); err != nil {
+		t.Fatal(err)
+	}
+	e.ex.grace.put(hashKey(rc.Token), refreshResult{
+		tok: &oauth2.Token{AccessToken: "someone-elses-access-token", RefreshToken: "someone-elses-refresh-token"},
+		idt: &idTokenInfo{sub: "mallory", raw: "x"},
+	})
+	r := b.do(http.MethodPost, refreshPath, "X-CSRF", "1")
+	if r.status != http.StatusUnauthorized {
+		t.Fatalf("refresh for another subject: %d, want 401", r.status)
+	}
+	e.checkCleared(t, r)
+	if v := b.cookieValue(e.ex.names.access, "/"); v == "someone-elses-access-token" {
+		t.Error("the other subject's access token was set")
+	}
+}
