@@ -396,6 +396,9 @@ func (s *Stack) exchangeEnv() []string {
 		"CLIENT_ID=" + ExchangeClientID,
 		"CLIENT_SECRET=" + ExchangeClientSecret,
 		"REDIRECT_URL=" + s.ExchangeURL + "/oauth-callback",
+		// Plain http: Chrome and Firefox keep Secure cookies from
+		// http://localhost, Safari does not, and make run must work in
+		// all of them. Production runs on https with the default true.
 		"COOKIE_SECURE=false",
 		"DEV_MODE=true",
 		"TODO_API_URL=" + s.APIURL,
