@@ -102,8 +102,9 @@ type Config struct {
 	// Set DisableCookies to read the header only.
 	CookieNames    []string
 	DisableCookies bool
-	// AllowedOrigins are the exact origins (scheme://host[:port]) whose
-	// unsafe requests may carry a cookie-borne token.
+	// AllowedOrigins are the origins (scheme://host[:port]) whose unsafe
+	// requests may carry a cookie-borne token. New puts each in the form
+	// browsers send (see NormalizeOrigin) and refuses anything else.
 	AllowedOrigins []string
 
 	// Realm goes into WWW-Authenticate challenges when set.
@@ -236,11 +237,18 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("middleware: JWKSURL: %w", err))
 		}
 	}
+	origins := make([]string, 0, len(c.AllowedOrigins))
 	for _, o := range c.AllowedOrigins {
-		if err := checkOrigin(o); err != nil {
+		n, err := NormalizeOrigin(o)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("middleware: AllowedOrigins: %w", err))
+		} else if !slices.Contains(origins, n) {
+			origins = append(origins, n)
 		}
 	}
+	// The request's Origin is compared exactly, so keep the form browsers
+	// send.
+	c.AllowedOrigins = origins
 	for _, n := range c.CookieNames {
 		if n == "" || strings.ContainsAny(n, " \t;,=\"") {
 			errs = append(errs, fmt.Errorf("middleware: CookieNames: %q is not a cookie name", n))
@@ -256,16 +264,6 @@ func checkHTTPURL(raw string) error {
 	}
 	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("%q is not an http(s) URL", raw)
-	}
-	return nil
-}
-
-// checkOrigin accepts a serialized origin as browsers send it.
-func checkOrigin(o string) error {
-	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("%q is not an origin like https://app.example.com", o)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/introspection"
@@ -31,7 +30,6 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	cfg.AllowedOrigins = trimOrigins(cfg.AllowedOrigins)
 	a := &Authenticator{cfg: cfg, cache: newVerifiedCache(cfg.CacheSize, cfg.CacheMaxAge)}
 	wantJWKS := cfg.Mode != ModeIntrospection && len(cfg.HMACSecret) == 0
 	ic, _ := cfg.Introspector.(*introspection.Client)
@@ -76,14 +74,6 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	}
 	a.jwt = newJWTVerifier(&a.cfg, a.keys)
 	return a, nil
-}
-
-func trimOrigins(in []string) []string {
-	out := make([]string, 0, len(in))
-	for _, o := range in {
-		out = append(out, strings.TrimSuffix(o, "/"))
-	}
-	return out
 }
 
 // JWKSURL is the key set URL in use, configured or discovered; empty with
