@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/middleware"
@@ -34,7 +35,10 @@ type Config struct {
 	// INTROSPECTION_CACHE_TTL=0).
 	IntrospectionCacheOff bool
 
-	TokenCookies       []string
+	TokenCookies []string
+	// CORSAllowedOrigins are the origins allowed to call with credentials;
+	// validate puts them in the form browsers send (see
+	// middleware.NormalizeOrigin), so CORS and the cookie check agree.
 	CORSAllowedOrigins []string
 	ReadScopes         []string // empty: no scope check
 	WriteScopes        []string
@@ -63,9 +67,15 @@ func (c *Config) setDefaults() {
 }
 
 // validate reports the problems that the packages below would not name by
-// setting.
+// setting, and normalises CORSAllowedOrigins once for everything that
+// reads them.
 func (c *Config) validate() error {
 	var errs []error
+	origins, err := normalizeOrigins(c.CORSAllowedOrigins)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.CORSAllowedOrigins = origins
 	if c.Issuer == "" {
 		errs = append(errs, errors.New("ISSUER is required"))
 	}
@@ -73,4 +83,21 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("AUDIENCE is required in %s mode", c.AuthMode))
 	}
 	return errors.Join(errs...)
+}
+
+// normalizeOrigins returns origins in the form browsers send, each once,
+// and one error per origin that is not scheme://host[:port], naming the
+// setting.
+func normalizeOrigins(origins []string) ([]string, error) {
+	out := make([]string, 0, len(origins))
+	var errs []error
+	for _, o := range origins {
+		n, err := middleware.NormalizeOrigin(o)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err))
+		} else if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, errors.Join(errs...)
 }

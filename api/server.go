@@ -1,13 +1,18 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -39,8 +44,10 @@ type Deps struct {
 	Todos       *todos.Handlers
 	ReadScopes  []string
 	WriteScopes []string
-	// CORSAllowedOrigins are the exact origins allowed to call with
-	// credentials.
+	// CORSAllowedOrigins are the origins allowed to call with credentials.
+	// NewServer normalises them as the Authenticator does (see
+	// middleware.NormalizeOrigin) and leaves out any it refuses: Build has
+	// refused those at start-up already.
 	CORSAllowedOrigins []string
 	// Ready lists what /readyz checks (the database, the signing keys).
 	Ready  []Pinger
@@ -72,9 +79,16 @@ func NewServer(d Deps) http.Handler {
 // corsHandler allows the configured origins to call with credentials. A
 // preflight needs no token; every answer, errors included, carries the
 // CORS headers, so a page can read a 401 or a 422.
+//
+// The origins are normalised as the middleware's cookie check has them, and
+// the request's Origin is compared exactly, as there. A function, not
+// rs/cors's AllowedOrigins, decides: that list reads empty as "every
+// origin" and "*" as a wildcard, where an empty CORS_ALLOWED_ORIGINS must
+// allow none.
 func corsHandler(origins []string) *cors.Cors {
+	allowed, _ := normalizeOrigins(origins)
 	return cors.New(cors.Options{
-		AllowedOrigins:   origins,
+		AllowOriginFunc:  func(origin string) bool { return slices.Contains(allowed, origin) },
 		AllowCredentials: true,
 		AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
 		AllowedHeaders:   []string{"Content-Type", "Authorization", "If-Match", "X-CSRF"},
@@ -88,9 +102,66 @@ func docsHandler() http.Handler {
 	return v5emb.New("Tollgate todo API", "/openapi.yaml", "/docs/")
 }
 
+// openAPIETag names this build's openapi.yaml, so that a cache can
+// revalidate it for the price of a 304.
+var openAPIETag = func() string {
+	sum := sha256.Sum256(tollgate.OpenAPI)
+	return `"` + hex.EncodeToString(sum[:16]) + `"`
+}()
+
+// handleOpenAPI serves openapi.yaml. It is public and the same for
+// everyone, so shared caches may keep it, but must ask again each time
+// (no-cache) so that a deploy is seen at once; the ETag makes asking cheap.
 func handleOpenAPI(c *gin.Context) {
-	c.Header("Cache-Control", "no-cache")
-	c.Data(http.StatusOK, "application/yaml", tollgate.OpenAPI)
+	h := c.Writer.Header()
+	h.Set("Cache-Control", "public, no-cache")
+	h.Set("ETag", openAPIETag)
+	h.Set("Content-Type", "application/yaml")
+	http.ServeContent(c.Writer, c.Request, "", time.Time{}, bytes.NewReader(tollgate.OpenAPI))
+}
+
+// noStore marks an answer that reports live state (health, readiness,
+// metrics): a kept copy would be a wrong one.
+func noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+	c.Next()
+}
+
+// privateAnswers runs first on every todo route, before authentication,
+// so that every answer there, a refusal included, says that it belongs to
+// one caller: no cache may keep it (no-store; the todo ETags serve If-Match,
+// not revalidation, so no-cache would buy nothing), and it depends on the
+// credentials and on the Origin (CORS). The middleware's own refusals
+// replace Cache-Control with their plain no-store and keep Vary.
+func privateAnswers(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Cache-Control", "private, no-store")
+	addVary(h, "Origin", "Cookie", "Authorization")
+	c.Next()
+}
+
+// addVary adds to Vary the field names it does not name yet, keeping
+// those already there (rs/cors's Origin), in one value. It stores a new
+// slice rather than editing the old: rs/cors puts one shared slice into
+// every answer's header.
+func addVary(h http.Header, names ...string) {
+	var fields []string
+	for _, v := range h.Values("Vary") {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				fields = append(fields, f)
+			}
+		}
+	}
+	if slices.Contains(fields, "*") {
+		return
+	}
+	for _, n := range names {
+		if !slices.ContainsFunc(fields, func(f string) bool { return strings.EqualFold(f, n) }) {
+			fields = append(fields, n)
+		}
+	}
+	h["Vary"] = []string{strings.Join(fields, ", ")}
 }
 
 func handleHealthz(c *gin.Context) {
@@ -118,7 +189,7 @@ func handleMetrics(m *metrics) gin.HandlerFunc {
 }
 
 func requireAuth(d Deps, scopes []string) gin.HandlersChain {
-	chain := gin.HandlersChain{ginauth.Require(d.Auth)}
+	chain := gin.HandlersChain{privateAnswers, ginauth.Require(d.Auth)}
 	if len(scopes) > 0 {
 		chain = append(chain, ginauth.RequireScopes(d.Auth, scopes...))
 	}

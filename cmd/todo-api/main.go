@@ -64,7 +64,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	iTTL := s.Duration("INTROSPECTION_CACHE_TTL", 60*time.Second, "longest an active introspection answer is reused (never past exp); 0 disables the cache")
 	iTimeout := s.Duration("INTROSPECTION_TIMEOUT", 5*time.Second, "longest wait for one introspection answer")
 	cookies := s.String("TOKEN_COOKIE", strings.Join(middleware.DefaultCookieNames, ","), "cookie names read when there is no Authorization header, first present wins")
-	origins := s.String("CORS_ALLOWED_ORIGINS", "", "exact origins allowed to call with credentials, comma-separated")
+	origins := s.String("CORS_ALLOWED_ORIGINS", "", "origins (scheme://host[:port]) allowed to call with credentials, comma-separated; empty: none")
 	readScopes := s.String("REQUIRED_SCOPES_READ", "todos:read", "scopes the read routes need; empty disables the check")
 	writeScopes := s.String("REQUIRED_SCOPES_WRITE", "todos:write", "scopes the write routes need; empty disables the check")
 	baseURL := s.String("BASE_URL", "", "public URL of the API for todo urls and links (default: from each request)")

@@ -504,6 +504,8 @@ func TestSettings(t *testing.T) {
 		{"bad skew", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "CLOCK_SKEW": "soon"}, nil, "CLOCK_SKEW"},
 		{"bad database", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "JWKS_URL": "http://127.0.0.1:1/jwks", "DATABASE_URL": "mysql://x"}, nil, "DATABASE_URL"},
 		{"introspection without client", map[string]string{"ISSUER": "http://x", "AUTH_MODE": "introspection"}, nil, "INTROSPECTION_CLIENT_ID"},
+		{"CORS origin with a path", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "CORS_ALLOWED_ORIGINS": "https://app.example/app"}, nil, `CORS_ALLOWED_ORIGINS: "https://app.example/app" is not an origin`},
+		{"CORS wildcard", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "CORS_ALLOWED_ORIGINS": "*"}, nil, "CORS_ALLOWED_ORIGINS"},
 		{"alg none", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "JWKS_URL": "http://127.0.0.1:1/jwks", "JWT_ALGORITHMS": "none"}, nil, `"none" is never accepted`},
 	}
 	for _, tt := range tests {
