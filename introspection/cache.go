@@ -9,15 +9,20 @@ import (
 type key = [32]byte
 
 // entry is a cached verdict: resp for an active token, nil for an
-// inactive one.
+// inactive one, with err saying why (nil: ErrInactive).
 type entry struct {
 	resp    *Response
+	err     error
 	expires time.Time
 }
 
-// result is what Introspect returns for a cached verdict.
+// result is what Introspect returns for a cached verdict: the same as the
+// first answer gave, ErrNotAccessToken included.
 func (e entry) result() (*Response, error) {
 	if e.resp == nil {
+		if e.err != nil {
+			return nil, e.err
+		}
 		return nil, ErrInactive
 	}
 	return e.resp, nil

@@ -354,7 +354,7 @@ func (s *state) fetchAndStore(ctx context.Context, k key, token string) (*Respon
 	case errors.Is(err, ErrInactive):
 		s.debug(ctx, "token inactive", hash, slog.Duration("took", time.Since(start)))
 		if s.cache != nil && s.inactiveTTL > 0 {
-			s.cache.put(k, entry{expires: now.Add(s.inactiveTTL)}, now)
+			s.cache.put(k, entry{err: err, expires: now.Add(s.inactiveTTL)}, now)
 		}
 		return nil, err
 	}

@@ -45,6 +45,14 @@
 //
 //   - ErrInactive: the server says the token is not active (or it is
 //     empty). A resource server answers 401 invalid_token.
+//   - ErrNotAccessToken: the server says the token is active, but its answer
+//     says it is not an access token: Hydra's "token_use" is not
+//     "access_token", "token_type" is not an access token type, or
+//     Keycloak's "typ" names a refresh, offline or ID token (see
+//     Response.CheckAccessToken). RFC 7662 servers answer for refresh tokens
+//     too, and a refresh token must not pass as a bearer token. It also
+//     matches ErrInactive, and is cached like an inactive answer. An answer
+//     that names no kind of token is accepted.
 //   - ErrUnavailable: the server could not be asked or gave no verdict:
 //     network error, Timeout, or any non-200 answer. A resource server
 //     answers 503. Non-200 answers are also a *Error carrying the status and

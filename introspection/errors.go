@@ -20,7 +20,29 @@ var (
 	// ErrMalformedResponse means a 200 answer could not be trusted: not
 	// JSON, not an object, oversized, or a known member of the wrong type.
 	ErrMalformedResponse = errors.New("introspection: malformed response")
+	// ErrNotAccessToken means the server says the token is active but its
+	// answer says it is not an access token: a refresh token, an ID token,
+	// or another kind (see Response.CheckAccessToken). RFC 7662 servers
+	// answer for refresh tokens too, and one of those must not pass as a
+	// bearer token. Every such error also matches ErrInactive, so callers
+	// that only know ErrInactive refuse the token as well.
+	ErrNotAccessToken = errors.New("introspection: token is not an access token")
 )
+
+// notAccessToken is the ErrNotAccessToken error: it names the member of the
+// answer that gave the token away.
+type notAccessToken struct {
+	member, value string
+}
+
+func (e *notAccessToken) Error() string {
+	return fmt.Sprintf("%v: %s is %s", ErrNotAccessToken, e.member, e.value)
+}
+
+// Is reports whether target is ErrNotAccessToken or ErrInactive.
+func (e *notAccessToken) Is(target error) bool {
+	return target == ErrNotAccessToken || target == ErrInactive
+}
 
 // Error is a non-200 answer from the introspection endpoint. Every Error
 // matches ErrUnavailable under errors.Is: RFC 7662 answers an invalid token

@@ -108,7 +108,82 @@ func parseResponse(body []byte) (*Response, error) {
 	if err := json.Unmarshal(body, &r.Claims); err != nil {
 		return nil, malformed("answer is not a JSON object: %v", err)
 	}
+	if err := r.CheckAccessToken(); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// accessTokenTypes are the token_type values of access tokens, lower case.
+// RFC 7662 §2.2 defines token_type as an RFC 6749 §7.1 access token type;
+// servers also put the kind of token there. Anything else is refused, an
+// unknown value included: fail closed.
+var accessTokenTypes = map[string]bool{
+	"bearer":       true, // RFC 6750: Hydra ("bearer"), Keycloak, Okta, Zitadel, Spring
+	"dpop":         true, // RFC 9449, bound to a key (a bearer-only caller must refuse it)
+	"pop":          true, // RFC 9201, bound to a key, likewise
+	"access_token": true, // Duende IdentityServer
+	"urn:ietf:params:oauth:token-type:access_token": true, // RFC 8693 §3
+}
+
+// nonAccessTyps are typ values, lower case, that name a token other than
+// an access token. typ is not an RFC 7662 member: Keycloak copies its
+// token's typ claim into the answer ("Bearer", "DPoP"; "Refresh", "Offline",
+// "ID", "Serialized-ID", "Logout" for the others), and older Keycloak has no
+// token_type to say so. Other servers may use typ for anything, so only
+// these values refuse.
+var nonAccessTyps = map[string]bool{
+	"refresh": true, "offline": true, "id": true, "serialized-id": true, "logout": true,
+	"refresh_token": true, "id_token": true, "logout+jwt": true, "n_a": true,
+	"urn:ietf:params:oauth:token-type:refresh_token": true,
+	"urn:ietf:params:oauth:token-type:id_token":      true,
+}
+
+// CheckAccessToken returns nil unless the answer says the token is not an
+// access token, and otherwise an error matching ErrNotAccessToken (and
+// ErrInactive). Introspect calls it on every active answer; it is exported
+// for callers with answers of their own making.
+//
+// An answer that names no kind of token passes: RFC 7662 makes every member
+// but active optional, and many servers (fosite's default answer,
+// authentik, doorkeeper for refresh tokens) name none. Otherwise, compared
+// case-insensitively:
+//   - token_use (Ory Hydra's extension) must be "access_token": Hydra
+//     answers "token_type": "bearer" for its refresh tokens too;
+//   - token_type must be an access token type: Bearer, DPoP, PoP,
+//     access_token or urn:ietf:params:oauth:token-type:access_token; so
+//     refresh_token, N_A (RFC 8693: not an access token), the RFC 8693
+//     URNs of other kinds, Keycloak's Refresh, Offline and ID, and unknown
+//     values are refused;
+//   - typ (Keycloak's token typ) must not name a refresh, offline, ID or
+//     logout token.
+//
+// JSON null and the empty string name nothing and count as absent.
+func (r *Response) CheckAccessToken() error {
+	if r == nil {
+		return nil
+	}
+	if v, ok := r.Claims["token_use"]; ok && v != nil && v != "" {
+		if s, isString := v.(string); !isString || !strings.EqualFold(s, "access_token") {
+			return &notAccessToken{member: "token_use", value: describe(v)}
+		}
+	}
+	if r.TokenType != "" && !accessTokenTypes[strings.ToLower(r.TokenType)] {
+		return &notAccessToken{member: "token_type", value: describe(r.TokenType)}
+	}
+	if s, ok := r.Claims["typ"].(string); ok && nonAccessTyps[strings.ToLower(s)] {
+		return &notAccessToken{member: "typ", value: describe(s)}
+	}
+	return nil
+}
+
+// describe quotes a server's token kind for an error message, bounded.
+func describe(v any) string {
+	s, ok := v.(string)
+	if !ok {
+		return "not a string"
+	}
+	return strconv.Quote(clean(s, ""))
 }
 
 // member returns the raw value of a member, or nil when it is absent or

@@ -39,6 +39,8 @@ const (
 	ReasonInactive       = "inactive"
 	ReasonScope          = "insufficient_scope"
 	ReasonUnavailable    = "unavailable"
+	ReasonNotAccessToken = "not_access_token"
+	ReasonBoundToken     = "bound_token"
 )
 
 // authError is what Authenticate returns: a sentinel kind, a reason for

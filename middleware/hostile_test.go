@@ -151,6 +151,20 @@ func TestHostileTokens(t *testing.T) {
 		{"sub empty", sign("RS256", with(func(c jwt.MapClaims) { c["sub"] = "" }), nil), 401, invTok},
 		{"sub a number", sign("RS256", with(func(c jwt.MapClaims) { c["sub"] = 7 }), nil), 401, invTok},
 
+		// Sender-constrained tokens (RFC 7800 cnf): bound to a key this
+		// server does not check, so not replayable here as bearer tokens.
+		{"cnf with DPoP jkt", sign("RS256", with(func(c jwt.MapClaims) {
+			c["cnf"] = map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+		}), nil), 401, invTok},
+		{"cnf with mTLS x5t#S256", sign("RS256", with(func(c jwt.MapClaims) {
+			c["cnf"] = map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}
+		}), nil), 401, invTok},
+		{"cnf with a jwk", sign("RS256", with(func(c jwt.MapClaims) { c["cnf"] = map[string]any{"jwk": authtest.PublicJWK(rsaKey)} }), nil), 401, invTok},
+		{"cnf empty object", sign("RS256", with(func(c jwt.MapClaims) { c["cnf"] = map[string]any{} }), nil), 401, invTok},
+		{"cnf a string", sign("RS256", with(func(c jwt.MapClaims) { c["cnf"] = "jkt" }), nil), 401, invTok},
+		{"cnf an array", sign("RS256", with(func(c jwt.MapClaims) { c["cnf"] = []any{map[string]any{"jkt": "x"}} }), nil), 401, invTok},
+		{"cnf null", sign("RS256", with(func(c jwt.MapClaims) { c["cnf"] = nil }), nil), 401, invTok},
+
 		// Structure and encoding.
 		{"payload not JSON", rawJWT(header, "not json", parts[2]), 401, invTok},
 		{"payload a JSON array", rawJWT(header, "[1,2]", parts[2]), 401, invTok},
@@ -173,6 +187,16 @@ func TestHostileTokens(t *testing.T) {
 	if n := len(tests); n < 60 {
 		t.Fatalf("only %d cases", n)
 	}
+	// reasons pins the reason code of the cases that have one of their own.
+	reasons := map[string]string{
+		"cnf with DPoP jkt":      middleware.ReasonBoundToken,
+		"cnf with mTLS x5t#S256": middleware.ReasonBoundToken,
+		"cnf with a jwk":         middleware.ReasonBoundToken,
+		"cnf empty object":       middleware.ReasonBoundToken,
+		"cnf a string":           middleware.ReasonBoundToken,
+		"cnf an array":           middleware.ReasonBoundToken,
+		"cnf null":               middleware.ReasonBoundToken,
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := do(a, bearerRequest(tt.token))
@@ -191,6 +215,9 @@ func TestHostileTokens(t *testing.T) {
 			}
 			p := problem(t, w)
 			t.Logf("reason=%v detail=%v", p["reason"], p["detail"])
+			if want, ok := reasons[tt.name]; ok && p["reason"] != want {
+				t.Fatalf("reason = %v, want %s", p["reason"], want)
+			}
 			if d, _ := p["detail"].(string); d == "" || strings.Contains(w.Body.String(), tt.token[:min(len(tt.token), 20)]) {
 				t.Fatalf("problem detail %q echoes the token or is empty", d)
 			}

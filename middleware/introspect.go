@@ -31,6 +31,11 @@ type introspectVerifier struct {
 // (do not cache) when it gives none.
 func (v *introspectVerifier) verify(ctx context.Context, token string) (principal.Principal, time.Time, error) {
 	resp, err := v.client.Introspect(ctx, token)
+	if errors.Is(err, introspection.ErrNotAccessToken) {
+		// Active, but a refresh token or another kind: a verdict on the
+		// token, so 401 (it also matches ErrInactive; this is more precise).
+		return principal.Principal{}, time.Time{}, notAccessToken(err)
+	}
 	switch {
 	case errors.Is(err, introspection.ErrInactive):
 		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonInactive, "token is not active", nil)
@@ -41,6 +46,14 @@ func (v *introspectVerifier) verify(ctx context.Context, token string) (principa
 		return principal.Principal{}, time.Time{}, newErr(ErrUnavailable, ReasonUnavailable, "authorization server unavailable", err)
 	case resp == nil || !resp.Active:
 		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonInactive, "token is not active", nil)
+	}
+	// introspection.Client checks the kind itself; other Introspectors may
+	// not. Both checks come before the caller caches the principal.
+	if err := resp.CheckAccessToken(); err != nil {
+		return principal.Principal{}, time.Time{}, notAccessToken(err)
+	}
+	if isBound(resp.Claims) || isBoundType(resp.TokenType) {
+		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonBoundToken, "token is bound to a key; sender-constrained tokens are not accepted", nil)
 	}
 	now := v.cfg.Now()
 	skew := v.cfg.ClockSkew
@@ -64,6 +77,13 @@ func (v *introspectVerifier) verify(ctx context.Context, token string) (principa
 		p.ExpiresAt = *resp.Exp
 	}
 	return p, resp.CacheUntil, nil
+}
+
+// notAccessToken is the refusal of a token that the introspection answer
+// says is not an access token. The cause names the answer's member and
+// value (never the token), for the log.
+func notAccessToken(cause error) error {
+	return newErr(ErrInvalidToken, ReasonNotAccessToken, "token is not an access token", cause)
 }
 
 // looksLikeJWS reports whether token is a JWS in compact form: exactly three

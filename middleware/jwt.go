@@ -282,6 +282,11 @@ func (v *jwtVerifier) verify(ctx context.Context, token string) (principal.Princ
 		// A payload of JSON null never reaches UnmarshalJSON.
 		return principal.Principal{}, newErr(ErrInvalidToken, ReasonBadToken, "token is malformed", nil)
 	}
+	if isBound(claims.all) {
+		// Checked before the caller caches the principal, so a bound token
+		// is refused every time.
+		return principal.Principal{}, newErr(ErrInvalidToken, ReasonBoundToken, "token is bound to a key; sender-constrained tokens are not accepted", nil)
+	}
 	if claims.sub == "" {
 		return principal.Principal{}, newErr(ErrInvalidToken, ReasonMissingClaim, "token has no subject", nil)
 	}

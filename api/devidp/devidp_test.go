@@ -477,12 +477,42 @@ func TestIntrospection(t *testing.T) {
 				}
 				check(t, got)
 			})
-			t.Run("refresh token", func(t *testing.T) {
-				_, got := introspect(t, ts, tok.RefreshToken, authBasic(apiID, apiSecret))
-				if got["active"] != true || got["sub"] != "alice" {
-					t.Fatalf("introspection = %v", got)
-				}
-			})
+			// Only access tokens are active: RFC 7662 lets a server answer
+			// for refresh tokens too, but a resource server that trusts the
+			// answer would then take a refresh token for a bearer token.
+			idToken, _ := tok.Extra("id_token").(string)
+			for _, tc := range []struct {
+				name, token, hint string
+				active            bool
+			}{
+				{name: "refresh token", token: tok.RefreshToken},
+				{name: "refresh token, hinted access_token", token: tok.RefreshToken, hint: "access_token"},
+				{name: "refresh token, hinted refresh_token", token: tok.RefreshToken, hint: "refresh_token"},
+				{name: "ID token", token: idToken},
+				{name: "access token, hinted refresh_token", token: tok.AccessToken, hint: "refresh_token", active: true},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					if tc.token == "" {
+						t.Fatal("the grant has no such token")
+					}
+					status, got := introspect(t, ts, tc.token, func(r *http.Request, f url.Values) {
+						authBasic(apiID, apiSecret)(r, f)
+						if tc.hint != "" {
+							f.Set("token_type_hint", tc.hint)
+						}
+					})
+					if tc.active {
+						if status != http.StatusOK {
+							t.Fatalf("status %d", status)
+						}
+						check(t, got)
+						return
+					}
+					if status != http.StatusOK || got["active"] != false || len(got) != 1 {
+						t.Fatalf("status %d, introspection = %v; want only active false", status, got)
+					}
+				})
+			}
 			t.Run("unknown token", func(t *testing.T) {
 				status, got := introspect(t, ts, "not-a-token", authBasic(apiID, apiSecret))
 				if status != http.StatusOK || got["active"] != false || len(got) != 1 {

@@ -18,7 +18,9 @@
 // claims iss, sub, aud, scope, client_id, jti, iat, nbf, exp) or, with
 // Config.OpaqueAccessTokens, opaque fosite HMAC tokens for the introspection
 // mode. Both kinds are recorded server-side, so introspection and revocation
-// work for both.
+// work for both. Introspection answers "active": true for access tokens
+// only: a refresh or ID token is inactive there, so that no resource server
+// takes one for a bearer token.
 //
 // There is no single sign-on session: every authorization request shows the
 // login form, and end-session only redirects.

@@ -44,7 +44,8 @@ func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, ar fosi
 	s.fosite.WriteAccessError(r.Context(), w, ar, err)
 }
 
-// handleIntrospect answers RFC 7662 requests from an authenticated client.
+// handleIntrospect answers RFC 7662 requests from an authenticated client,
+// about access tokens only: every other token is inactive.
 //
 // fosite gotchas: its introspection endpoint reads client credentials from
 // HTTP Basic only, and also lets any holder of an access token authenticate
@@ -86,6 +87,16 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 			s.logOAuthError(r, err)
 		}
 		s.fosite.WriteIntrospectionError(ctx, w, err)
+		return
+	}
+	// fosite gotcha: introspection tries the hinted token type, then falls
+	// back to the other, so a refresh token comes back active, with the
+	// access token's exp and nothing to tell it apart. This server's
+	// introspection serves resource servers, which must never take a
+	// refresh token for a bearer token: anything but an access token is
+	// inactive here, whatever the hint.
+	if ir.GetTokenUse() != fosite.AccessToken {
+		s.fosite.WriteIntrospectionResponse(ctx, w, &fosite.IntrospectionResponse{Active: false})
 		return
 	}
 	s.fosite.WriteIntrospectionResponse(ctx, w, ir)

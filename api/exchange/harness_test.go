@@ -227,7 +227,25 @@ func (e *testEnv) authorize(authURL, user string) string {
 	return loc
 }
 
-// introspect asks devidp whether token is active.
+// refreshAccepted reports whether devidp's token endpoint accepts
+// refreshToken from the exchange's client. Only for a token that should be
+// dead: a live one is rotated by the call. (devidp's introspection answers
+// "active": true for access tokens only, so it cannot tell.)
+func (e *testEnv) refreshAccepted(refreshToken string) bool {
+	e.t.Helper()
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
+	req, _ := http.NewRequest(http.MethodPost, e.idp.URL+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(testClientID, testClientSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// introspect asks devidp whether token, an access token, is active.
 func (e *testEnv) introspect(token string) bool {
 	e.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, e.idp.URL+"/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))

@@ -211,8 +211,9 @@ func TestSignOut(t *testing.T) {
 	n := e.ex.names
 	sealed := b.cookieValue(n.refresh, refreshPath)
 	rt := e.refreshToken(b)
-	if !e.introspect(rt) {
-		t.Fatal("the refresh token is not active before sign-out")
+	at := b.cookieValue(n.access, "/")
+	if !e.introspect(at) {
+		t.Fatal("the grant's access token is not active before sign-out")
 	}
 	b.startLogin("/pending") // a login in flight in another tab
 
@@ -228,8 +229,11 @@ func TestSignOut(t *testing.T) {
 	if names := b.cookieNamesAt(e.URL + refreshPath); len(names) != 0 {
 		t.Errorf("cookies left after sign-out: %v", names)
 	}
-	if e.introspect(rt) {
-		t.Error("the refresh token is still active at devidp")
+	if e.introspect(at) {
+		t.Error("the grant's access token is still active at devidp")
+	}
+	if e.refreshAccepted(rt) {
+		t.Error("devidp still accepts the refresh token")
 	}
 	if e.calls.count("/revoke") != 1 {
 		t.Errorf("%d revocation requests, want 1", e.calls.count("/revoke"))

@@ -40,6 +40,8 @@ func TestIntrospectionOutcomes(t *testing.T) {
 		{"inactive", "never-issued", authtest.Normal, 401},
 		{"revoked", revoked, authtest.Normal, 401},
 		{"expired", is.OpaqueToken("alice", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), authtest.Normal, 401},
+		{"refresh token, as Hydra answers", is.OpaqueToken("alice", func(c jwt.MapClaims) { c["token_use"] = "refresh_token" }), authtest.Normal, 401},
+		{"bound to a DPoP key", is.OpaqueToken("alice", func(c jwt.MapClaims) { c["cnf"] = map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"} }), authtest.Normal, 401},
 		{"slow", active, authtest.Slow, 503},
 		{"500", active, authtest.Fail, 503},
 		{"garbage", active, authtest.Garbage, 503},
