@@ -261,6 +261,15 @@ func origin(s string) string {
 	return u.Scheme + "://" + u.Host
 }
 
+// redirectHost returns the host name of an absolute URL, without port.
+func redirectHost(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return ""
+	}
+	return u.Hostname()
+}
+
 func isLoopbackHost(h string) bool {
 	if strings.EqualFold(h, "localhost") || strings.HasSuffix(strings.ToLower(h), ".localhost") {
 		return true

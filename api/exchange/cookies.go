@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -136,15 +138,109 @@ func (s *Server) expire(w http.ResponseWriter, spec cookieSpec) {
 	})
 }
 
-// requestCookie returns the value of the named cookie. When a browser holds
-// two cookies of one name (say a host-only one and a domain one) it sends
-// both; only the first is read.
+// requestCookie returns the value of the named cookie, and nothing when the
+// request carries two different values of it (see ambiguousCookies):
+// guessing which one is ours is how a planted cookie gets read.
 func requestCookie(r *http.Request, name string) (string, bool) {
-	c, err := r.Cookie(name)
-	if err != nil || c.Value == "" {
+	cs := r.CookiesNamed(name)
+	if len(cs) == 0 || cs[0].Value == "" || len(ambiguousCookies(r, name)) > 0 {
 		return "", false
 	}
-	return c.Value, true
+	return cs[0].Value, true
+}
+
+// ambiguousCookies returns those of names of which r carries two different
+// values. A browser sends every cookie whose name, Domain and Path match,
+// the longest Path first and then the oldest, so a second value means a
+// second cookie set under another Domain= or Path=: typically planted by
+// another host of the site (cookie tossing: any host under a parent domain
+// may set Domain=<parent>), and often sent before ours. Which one is ours
+// cannot be told, so the request is refused, as the middleware refuses two
+// access token cookies. Identical values are one cookie sent twice, and
+// harmless.
+func ambiguousCookies(r *http.Request, names ...string) []string {
+	var out []string
+	for _, name := range names {
+		cs := r.CookiesNamed(name)
+		for _, c := range cs[min(1, len(cs)):] {
+			if c.Value != cs[0].Value {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// The paths under which a cookie is read: one planted under any of them
+// reaches the reader along with ours (a cookie is sent to its Path and
+// below, and our routes are one segment long). The todo API's paths are
+// not known here; "/" covers the usual planting.
+var (
+	accessReadPaths  = []string{"/"}
+	refreshReadPaths = []string{"/", refreshPath}
+	sessionReadPaths = []string{"/", refreshPath, mePath}
+	txReadPaths      = []string{"/", callbackPath, loginPath}
+)
+
+// plantDomains lists the Domain= values under which hosts of the site can
+// set cookies that browsers send to host, the exchange's public host (from
+// REDIRECT_URL; not the Host header, which a proxy may rewrite and a client
+// may forge): host itself (its subdomains can set it), each parent domain
+// of it with at least two labels, and cookieDomain (even of one label, as
+// "localhost"). Without a public suffix list, one-label parents ("com",
+// "localhost") are left out unless configured; a longer public suffix
+// ("co.uk") is named in vain, browsers ignore a Set-Cookie for it. None for
+// an IP address, which has no parents and takes no Domain=.
+func plantDomains(host, cookieDomain string) []string {
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "" || net.ParseIP(host) != nil {
+		return nil
+	}
+	var ds []string
+	for d := host; ; {
+		ds = append(ds, d)
+		_, parent, ok := strings.Cut(d, ".")
+		if !ok || !strings.Contains(parent, ".") {
+			break
+		}
+		d = parent
+	}
+	if cd := strings.TrimSuffix(strings.ToLower(cookieDomain), "."); cd != "" && !slices.Contains(ds, cd) {
+		ds = append(ds, cd)
+	}
+	return ds
+}
+
+// expirePlanted deletes the cookies of spec's name that another host of
+// the site could have planted: Domain= each of s.plantDomains, at each of
+// paths, except where spec itself lives (expire deletes that one). A
+// __Host- name has none: browsers refuse it a Domain= or a Path other than
+// "/". Answers write these before their own cookies: a browser that files
+// a Domain= equal to the host as the host-only cookie (as RFC 6265 §5.3
+// reads) then still ends with ours.
+func (s *Server) expirePlanted(w http.ResponseWriter, spec cookieSpec, paths []string) {
+	if strings.HasPrefix(spec.name, "__Host-") {
+		return
+	}
+	for _, d := range s.plantDomains {
+		for _, p := range paths {
+			if strings.EqualFold(d, spec.domain) && p == spec.path {
+				continue
+			}
+			v := spec
+			v.domain, v.path = d, p
+			s.expire(w, v)
+		}
+	}
+}
+
+// expireAllPlanted deletes the planted copies of the access, refresh and
+// session cookies that expirePlanted can name.
+func (s *Server) expireAllPlanted(w http.ResponseWriter) {
+	s.expirePlanted(w, s.accessSpec(), accessReadPaths)
+	s.expirePlanted(w, s.refreshSpec(), refreshReadPaths)
+	s.expirePlanted(w, s.sessionSpec(), sessionReadPaths)
 }
 
 // txCookies lists the request's transaction cookies by name.
@@ -192,6 +288,13 @@ type session struct {
 type refreshCookie struct {
 	Token   string `json:"rt"`
 	Expires int64  `json:"exp"`
+	// Subject is the sub of the user the token was issued to. A refresh
+	// answer need not carry an ID token (OpenID Connect Core §12.2), so
+	// without it nothing would tie the token to the session's user: a
+	// refresh cookie of someone else (planted) would hand the browser that
+	// person's access token while /me still named the user. Cookies sealed
+	// without it are refused at refresh.
+	Subject string `json:"sub"`
 }
 
 // maxClaimLen bounds the name and email kept in the session cookie.

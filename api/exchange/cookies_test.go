@@ -23,6 +23,12 @@ import (
 // answers.
 func (e *testEnv) rawLogin(t *testing.T) (login, callback result) {
 	t.Helper()
+	return e.rawLoginAs(t, "alice")
+}
+
+// rawLoginAs is rawLogin for user.
+func (e *testEnv) rawLoginAs(t *testing.T, user string) (login, callback result) {
+	t.Helper()
 	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	login = e.send(c, http.MethodGet, loginPath)
 	var tx *http.Cookie
@@ -34,7 +40,7 @@ func (e *testEnv) rawLogin(t *testing.T) (login, callback result) {
 	if login.status != http.StatusFound || tx == nil {
 		t.Fatalf("GET /login: %d, cookies %v", login.status, login.cookies)
 	}
-	cb, _ := url.Parse(e.authorize(login.header.Get("Location"), "alice"))
+	cb, _ := url.Parse(e.authorize(login.header.Get("Location"), user))
 	callback = e.send(c, http.MethodGet, cb.RequestURI(), "Cookie", tx.Name+"="+tx.Value)
 	if callback.status != http.StatusSeeOther {
 		t.Fatalf("callback: %d\n%s", callback.status, callback.body)

@@ -39,6 +39,7 @@ func FuzzSealerOpen(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add("__Host-tg_session", "__Host-tg_tx_0123456789abcdef", []byte(`{"sub":"alice"}`), "", uint(0))
+	f.Add("__Secure-refresh_token", "refresh_token", []byte(`{"rt":"ory_rt_x","exp":1700000000,"sub":"alice"}`), "", uint(3))
 	f.Add("a", "b", []byte{}, "AQ", uint(7))
 	f.Add("x", "x", []byte("x"), strings.Repeat("A", maxSealedLen+1), uint(100))
 	f.Fuzz(func(t *testing.T, name, other string, plain []byte, raw string, flip uint) {

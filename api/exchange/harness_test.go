@@ -1,9 +1,12 @@
 package exchange
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +14,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -71,6 +75,9 @@ type envOptions struct {
 	// registered at devidp and configured (COOKIE_DOMAIN needs a host name).
 	// Requests still go to 127.0.0.1.
 	redirectHost string
+	// refreshWithoutIDToken removes id_token from devidp's answers to
+	// refresh grants, as a server may (OpenID Connect Core §12.2).
+	refreshWithoutIDToken bool
 }
 
 // newEnv starts devidp and an exchange with Secure cookies (the jar of
@@ -106,6 +113,9 @@ func newEnv(t testing.TB, opts envOptions) *testEnv {
 		calls:   &callCounter{next: http.DefaultTransport, n: map[string]int{}},
 		logs:    &testbuf.Buffer{},
 		secrets: map[string]bool{},
+	}
+	if opts.refreshWithoutIDToken {
+		e.calls.next = refreshWithoutIDToken{next: http.DefaultTransport}
 	}
 	cfg := Config{
 		Issuer:        idp.URL,
@@ -269,17 +279,46 @@ func (e *testEnv) introspect(token string) bool {
 // redirect, so each step of a flow can be checked.
 type browser struct {
 	env    *testEnv
+	base   string // the exchange as this browser reaches it
 	jar    *loopbackJar
 	client *http.Client
 }
 
 func (e *testEnv) newBrowser() *browser {
 	jar := newLoopbackJar()
-	return &browser{env: e, jar: jar, client: &http.Client{
+	return &browser{env: e, base: e.URL, jar: jar, client: &http.Client{
 		Jar:           jar,
 		Timeout:       20 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
+}
+
+// newBrowserAt is a browser that reaches the exchange as http://host:port,
+// host being a name under .localhost that it dials at 127.0.0.1, so that
+// its jar files Domain= cookies by name as browsers do: a cookie planted by
+// a sibling host with Domain=<parent> reaches the exchange too.
+func (e *testEnv) newBrowserAt(host string) *browser {
+	b := e.newBrowser()
+	u, _ := url.Parse(e.URL)
+	b.base = "http://" + net.JoinHostPort(host, u.Port())
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	var d net.Dialer
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if h, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(h, ".localhost") {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	b.client.Transport = tr
+	return b
+}
+
+// plant files a cookie as a sibling host (say evil.tollgate.localhost)
+// would set it with Set-Cookie: name=value; Domain=domain; Path=path;
+// Secure.
+func (b *browser) plant(sibling, name, value, domain, path string) {
+	u, _ := url.Parse("https://" + sibling + "/")
+	b.jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Domain: domain, Path: path, Secure: true, HttpOnly: true}})
 }
 
 // result is one response, read whole.
@@ -290,14 +329,16 @@ type result struct {
 	cookies []*http.Cookie // as set by Set-Cookie
 }
 
-// cookie returns the Set-Cookie of name, or nil.
+// cookie returns the last Set-Cookie of name, or nil: the exchange writes
+// the deletions of planted copies (other Domain= and Path=) before its own.
 func (r result) cookie(name string) *http.Cookie {
+	var last *http.Cookie
 	for _, c := range r.cookies {
 		if c.Name == name {
-			return c
+			last = c
 		}
 	}
-	return nil
+	return last
 }
 
 func (r result) json(tb testing.TB) map[string]any {
@@ -313,6 +354,9 @@ func (r result) json(tb testing.TB) map[string]any {
 // URL) with header name/value pairs.
 func (b *browser) do(method, target string, header ...string) result {
 	b.env.t.Helper()
+	if strings.HasPrefix(target, "/") {
+		target = b.base + target
+	}
 	return b.env.send(b.client, method, target, header...)
 }
 
@@ -397,7 +441,7 @@ func (b *browser) login(user, returnTo string) result {
 
 // cookieValue is the value the jar would send to the exchange at path.
 func (b *browser) cookieValue(name, path string) string {
-	u, _ := url.Parse(b.env.URL + path)
+	u, _ := url.Parse(b.base + path)
 	for _, c := range b.jar.Cookies(u) {
 		if c.Name == name {
 			return c.Value
@@ -475,4 +519,45 @@ func (c *testClock) advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.off += d
+}
+
+// refreshWithoutIDToken passes every request to the authorization server
+// through and removes id_token from its answers to refresh grants.
+type refreshWithoutIDToken struct{ next http.RoundTripper }
+
+func (t refreshWithoutIDToken) RoundTrip(req *http.Request) (*http.Response, error) {
+	refresh := false
+	if req.Method == http.MethodPost && req.Body != nil {
+		body, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		form, _ := url.ParseQuery(string(body))
+		refresh = form.Get("grant_type") == "refresh_token"
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(body))
+	}
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || !refresh || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil, err
+	}
+	if _, ok := m["id_token"]; !ok {
+		return nil, errors.New("test: devidp sent no id_token to remove")
+	}
+	delete(m, "id_token")
+	body, _ = json.Marshal(m)
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	return resp, nil
 }

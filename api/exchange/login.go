@@ -99,6 +99,16 @@ func (s *Server) handleCallback(c *gin.Context) {
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	q := r.URL.Query()
 
+	if name, ok := s.ambiguousTransaction(r, q.Get("state")); ok {
+		// Delete both: which one this login set cannot be told.
+		s.expirePlanted(w, s.txSpec(name), txReadPaths)
+		s.expire(w, s.txSpec(name))
+		s.callbackFailed(c, http.StatusBadRequest, "bad_state", errorPage{
+			Title:   "This sign-in link is no longer valid",
+			Message: "The browser sent two different cookies for this sign-in, so it was refused. Please sign in again.",
+		}, "two different transaction cookies")
+		return
+	}
 	tx, txName, ok := s.openTransaction(r, q.Get("state"))
 	if !ok {
 		s.callbackFailed(c, http.StatusBadRequest, "bad_state", errorPage{
@@ -184,6 +194,10 @@ func (s *Server) handleCallback(c *gin.Context) {
 		Email:   truncateClaim(idt.Email),
 		IDToken: idt.raw,
 	}
+	// Copies planted by other hosts of the site would be sent along with
+	// the new cookies, and every refresh then refused: delete them, before
+	// the new cookies are set.
+	s.expireAllPlanted(w)
 	if err := s.setTokenCookies(w, tok, &sess, ""); err != nil {
 		s.callbackFailed(c, http.StatusBadGateway, "too_large", errorPage{
 			Title:    "Sign-in failed",
@@ -198,11 +212,24 @@ func (s *Server) handleCallback(c *gin.Context) {
 	http.Redirect(w, r, tx.ReturnTo, http.StatusSeeOther)
 }
 
+// maxStateLen bounds the state a callback is looked up with.
+const maxStateLen = 512
+
+// ambiguousTransaction returns the name of the transaction cookie of state
+// when r carries two different values of it.
+func (s *Server) ambiguousTransaction(r *http.Request, state string) (string, bool) {
+	if state == "" || len(state) > maxStateLen {
+		return "", false
+	}
+	name := s.names.txCookieName(state)
+	return name, len(ambiguousCookies(r, name)) > 0
+}
+
 // openTransaction finds the unexpired transaction cookie whose state is
 // state. The cookie is named after the state, so no other cookie is tried.
 func (s *Server) openTransaction(r *http.Request, state string) (transaction, string, bool) {
 	var tx transaction
-	if state == "" || len(state) > 512 {
+	if state == "" || len(state) > maxStateLen {
 		return tx, "", false
 	}
 	name := s.names.txCookieName(state)

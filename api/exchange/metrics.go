@@ -40,11 +40,11 @@ func newMetrics() *metrics {
 		}, []string{"outcome"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exchange_refreshes_total",
-			Help: "POST /refreshtoken by outcome: ok, shared (joined a refresh in flight or reused one within the grace window), no_cookie, invalid_grant, unavailable, error, too_large.",
+			Help: "POST /refreshtoken by outcome: ok, shared (joined a refresh in flight or reused one within the grace window), no_cookie, ambiguous_cookie (two different refresh or session cookies), subject_mismatch (the refresh cookie, session or refreshed ID token name different subjects), invalid_grant, unavailable, error, too_large.",
 		}, []string{"outcome"}),
 		logouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exchange_logouts_total",
-			Help: "DELETE /refreshtoken by revocation result: ok, failed, none (no refresh token or no revocation endpoint).",
+			Help: "DELETE /refreshtoken by revocation result: ok, failed, none (no refresh token or no revocation endpoint), ambiguous_cookie (two different refresh cookies: none revoked).",
 		}, []string{"revocation"}),
 		tokenCall: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "exchange_token_endpoint_duration_seconds",

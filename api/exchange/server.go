@@ -37,6 +37,9 @@ type Server struct {
 	meta     metadata
 	client   *http.Client
 	origin   string // the exchange's public origin, from RedirectURL
+	// plantDomains are the Domain= values under which other hosts of the
+	// site can plant cookies that reach the exchange (see plantDomains).
+	plantDomains []string
 
 	flights singleflight.Group
 	grace   *graceCache
@@ -119,13 +122,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			RedirectURL:  cfg.RedirectURL,
 			Scopes:       cfg.Scopes,
 		},
-		verifier: provider.Verifier(&oidc.Config{ClientID: cfg.ClientID, Now: cfg.Now}),
-		meta:     meta,
-		client:   client,
-		origin:   origin(cfg.RedirectURL),
-		grace:    newGraceCache(cfg.RefreshGrace, max(time.Minute, 2*cfg.HTTPTimeout), cfg.Now),
-		metrics:  newMetrics(),
-		web:      web,
+		verifier:     provider.Verifier(&oidc.Config{ClientID: cfg.ClientID, Now: cfg.Now}),
+		meta:         meta,
+		client:       client,
+		origin:       origin(cfg.RedirectURL),
+		plantDomains: plantDomains(redirectHost(cfg.RedirectURL), cfg.CookieDomain),
+		grace:        newGraceCache(cfg.RefreshGrace, max(time.Minute, 2*cfg.HTTPTimeout), cfg.Now),
+		metrics:      newMetrics(),
+		web:          web,
 	}
 	s.handler = s.routes()
 	logger.Info("exchange ready", "issuer", cfg.Issuer, "client_id", cfg.ClientID,

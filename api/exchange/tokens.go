@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,8 +28,9 @@ const defaultAccessTokenAge = time.Hour
 // setTokenCookies sets the access token, refresh token and session cookies
 // for tok. sess carries the user; its expiry fields are filled in here. The
 // refresh cookie is written only when the token's refresh token differs from
-// oldRefresh (a new login, or a server that rotates). Every cookie is built
-// before any is set, so a token too large for a cookie changes nothing.
+// oldRefresh (a new login, or a server that rotates), sealed with
+// sess.Subject, which must be set. Every cookie is built before any is set,
+// so a token too large for a cookie changes nothing.
 func (s *Server) setTokenCookies(w http.ResponseWriter, tok *oauth2.Token, sess *session, oldRefresh string) error {
 	now := s.now()
 	accessAge := s.accessTokenAge(tok, now)
@@ -42,7 +44,7 @@ func (s *Server) setTokenCookies(w http.ResponseWriter, tok *oauth2.Token, sess 
 	if tok.RefreshToken != "" && tok.RefreshToken != oldRefresh {
 		refreshAge := s.refreshTokenAge(tok)
 		exp := now.Add(refreshAge)
-		value, err := s.sealer.sealJSON(s.names.refresh, refreshCookie{Token: tok.RefreshToken, Expires: exp.Unix()})
+		value, err := s.sealer.sealJSON(s.names.refresh, refreshCookie{Token: tok.RefreshToken, Expires: exp.Unix(), Subject: sess.Subject})
 		if err != nil {
 			return err
 		}
@@ -166,14 +168,42 @@ type refreshResult struct {
 
 // handleRefresh runs the refresh grant with the refresh token cookie and
 // sets a fresh access token cookie (and the new refresh token when the
-// server rotates it).
+// server rotates it). It refuses, before any token request, two different
+// refresh or session cookies and a refresh cookie sealed for another
+// subject than the session's.
 func (s *Server) handleRefresh(c *gin.Context) {
 	w, r := c.Writer, c.Request
+	if amb := ambiguousCookies(r, s.names.refresh, s.names.session); len(amb) > 0 {
+		s.metrics.refreshes.WithLabelValues("ambiguous_cookie").Inc()
+		s.logger.Warn("refresh refused: two different cookies of one name (planted by another host of the site?); signing out", "cookies", amb)
+		s.clearSessionCookies(w, r, false)
+		s.unauthorized(w, "not signed in: the browser sent two different cookies of one name")
+		return
+	}
 	rc, ok := s.openRefreshCookie(r)
 	if !ok {
 		s.metrics.refreshes.WithLabelValues("no_cookie").Inc()
 		s.clearSessionCookies(w, r, false)
 		s.unauthorized(w, "not signed in: no refresh token")
+		return
+	}
+	if rc.Subject == "" {
+		// Sealed by a version that did not bind the subject: it cannot be
+		// checked against the session, so it is not used.
+		s.metrics.refreshes.WithLabelValues("no_cookie").Inc()
+		s.logger.Info("refresh refused: the refresh cookie names no subject; signing out")
+		s.clearSessionCookies(w, r, false)
+		s.unauthorized(w, "not signed in: sign in again")
+		return
+	}
+	var sess session
+	if v, ok := requestCookie(r, s.names.session); ok {
+		if s.sealer.openJSON(s.names.session, v, &sess) != nil {
+			sess = session{}
+		}
+	}
+	if sess.Subject != "" && sess.Subject != rc.Subject {
+		s.subjectMismatch(w, r, sess.Subject, rc.Subject, "the refresh cookie was issued to another subject than the session's")
 		return
 	}
 	key := hashKey(rc.Token)
@@ -206,25 +236,18 @@ func (s *Server) handleRefresh(c *gin.Context) {
 		s.unauthorized(w, "signed out")
 		return
 	}
-	var sess session
-	if v, ok := requestCookie(r, s.names.session); ok {
-		if s.sealer.openJSON(s.names.session, v, &sess) != nil {
-			sess = session{}
-		}
-	}
-	if res.idt != nil && sess.Subject != "" && sess.Subject != res.idt.sub {
-		// The refresh token belongs to someone other than the session's
-		// user: trust neither.
-		s.metrics.refreshes.WithLabelValues("invalid_grant").Inc()
-		s.logger.Warn("refresh: the refreshed ID token names another subject; signing out",
-			"session_sub_hash", shortHash(sess.Subject), "token_sub_hash", shortHash(res.idt.sub))
-		s.clearSessionCookies(w, r, false)
-		s.unauthorized(w, "the session has ended: sign in again")
+	if res.idt != nil && res.idt.sub != rc.Subject {
+		// The refresh token belongs to someone other than the one it was
+		// sealed for: trust neither, hand out nothing.
+		s.subjectMismatch(w, r, rc.Subject, res.idt.sub, "the refreshed ID token names another subject")
 		return
 	}
 	if res.idt != nil {
-		sess.Subject, sess.Name, sess.Email, sess.IDToken = res.idt.sub, truncateClaim(res.idt.Name), truncateClaim(res.idt.Email), res.idt.raw
+		sess.Name, sess.Email, sess.IDToken = truncateClaim(res.idt.Name), truncateClaim(res.idt.Email), res.idt.raw
 	}
+	// Equal to the session's and the ID token's when they name one; it
+	// also rebuilds a lost session cookie when the answer has no ID token.
+	sess.Subject = rc.Subject
 	if sess.RefreshExpires == 0 || res.tok.RefreshToken == rc.Token {
 		sess.RefreshExpires = rc.Expires
 	}
@@ -295,6 +318,15 @@ func (s *Server) refresh(ctx context.Context, key, refreshToken string) (refresh
 	return v.(refreshResult), !ran || cached, nil
 }
 
+// subjectMismatch signs the browser out of a refresh whose refresh token
+// and session (or ID token) name different subjects.
+func (s *Server) subjectMismatch(w http.ResponseWriter, r *http.Request, want, got, why string) {
+	s.metrics.refreshes.WithLabelValues("subject_mismatch").Inc()
+	s.logger.Warn("refresh refused: "+why+"; signing out", "want_sub_hash", shortHash(want), "got_sub_hash", shortHash(got))
+	s.clearSessionCookies(w, r, false)
+	s.unauthorized(w, "the session has ended: sign in again")
+}
+
 // openRefreshCookie returns the sealed refresh token cookie's content.
 func (s *Server) openRefreshCookie(r *http.Request) (refreshCookie, bool) {
 	var rc refreshCookie
@@ -311,19 +343,27 @@ func (s *Server) openRefreshCookie(r *http.Request) (refreshCookie, bool) {
 
 // clearSessionCookies deletes the access, refresh and session cookies, and
 // with transactions also every login attempt in flight, each with the Path
-// and Domain it was set with.
+// and Domain it was set with, and the copies other hosts of the site may
+// have planted (expirePlanted). Each of ours is deleted last.
 func (s *Server) clearSessionCookies(w http.ResponseWriter, r *http.Request, transactions bool) {
-	s.expire(w, s.accessSpec())
+	s.expireAllPlanted(w)
 	if s.cfg.CookieDomain != "" {
 		// A host-only cookie of the same name, left by an earlier setting.
 		spec := s.accessSpec()
 		spec.domain = ""
 		s.expire(w, spec)
 	}
+	s.expire(w, s.accessSpec())
 	s.expire(w, s.refreshSpec())
 	s.expire(w, s.sessionSpec())
 	if transactions {
+		seen := map[string]bool{}
 		for _, ck := range s.txCookies(r) {
+			if seen[ck.Name] {
+				continue
+			}
+			seen[ck.Name] = true
+			s.expirePlanted(w, s.txSpec(ck.Name), txReadPaths)
 			s.expire(w, s.txSpec(ck.Name))
 		}
 	}
@@ -335,11 +375,20 @@ func (s *Server) unauthorized(w http.ResponseWriter, detail string) {
 
 // handleLogout signs out: it revokes the refresh token at the server (RFC
 // 7009) when there is one and the server has a revocation endpoint, clears
-// every cookie, and answers with the server's end-session URL.
+// every cookie, and answers with the server's end-session URL. Two
+// different refresh cookies revoke nothing (the first may be a planted
+// one, and revoking it would leave ours active); two different session
+// cookies give no id_token_hint.
 func (s *Server) handleLogout(c *gin.Context) {
 	w, r := c.Writer, c.Request
 	revocation := "none"
-	if rc, ok := s.openRefreshCookie(r); ok {
+	amb := ambiguousCookies(r, s.names.refresh, s.names.session)
+	if len(amb) > 0 {
+		s.logger.Warn("sign-out: two different cookies of one name (planted by another host of the site?); not using them", "cookies", amb)
+	}
+	if slices.Contains(amb, s.names.refresh) {
+		revocation = "ambiguous_cookie"
+	} else if rc, ok := s.openRefreshCookie(r); ok {
 		s.grace.forget(rc.Token)
 		if s.meta.RevocationEndpoint != "" {
 			if err := s.revoke(r.Context(), rc.Token); err != nil {
@@ -420,9 +469,16 @@ func (s *Server) revoke(ctx context.Context, refreshToken string) error {
 	return nil
 }
 
-// handleMe answers who is signed in, from the session cookie.
+// handleMe answers who is signed in, from the session cookie. Two
+// different session cookies sign the browser out.
 func (s *Server) handleMe(c *gin.Context) {
 	w, r := c.Writer, c.Request
+	if amb := ambiguousCookies(r, s.names.session); len(amb) > 0 {
+		s.logger.Warn("me: two different cookies of one name (planted by another host of the site?); signing out", "cookies", amb)
+		s.clearSessionCookies(w, r, false)
+		s.unauthorized(w, "not signed in: the browser sent two different cookies of one name")
+		return
+	}
 	var sess session
 	v, ok := requestCookie(r, s.names.session)
 	if !ok || s.sealer.openJSON(s.names.session, v, &sess) != nil || sess.Subject == "" || sess.Expires <= s.now().Unix() {
