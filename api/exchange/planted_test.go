@@ -188,7 +188,7 @@ func TestTwoRefreshCookies(t *testing.T) {
 				}
 				e.checkCleared(t, r)
 				checkPlantedExpired(t, r, n.refresh, refreshPath, "/")
-				if !e.introspect(victimRT) || (plantedRT != "" && !e.introspect(plantedRT)) {
+				if !e.refreshAccepted(victimRT) || (plantedRT != "" && !e.refreshAccepted(plantedRT)) {
 					t.Error("a refresh token is no longer active")
 				}
 				if got := e.metric("exchange_refreshes_total", "outcome", "ambiguous_cookie"); got != 1 {
@@ -249,7 +249,7 @@ func TestSignOutWithTwoRefreshCookies(t *testing.T) {
 			if got := e.calls.count("/revoke"); got != 0 {
 				t.Errorf("%d revocation requests, want none", got)
 			}
-			if !e.introspect(victimRT) || !e.introspect(plantedRT) {
+			if !e.refreshAccepted(victimRT) || !e.refreshAccepted(plantedRT) {
 				t.Error("a refresh token was revoked")
 			}
 			if end, _ := body["end_session_url"].(string); !strings.Contains(end, "id_token_hint=") {
@@ -338,7 +338,6 @@ func TestRefreshCannotChangeSubject(t *testing.T) {
 			victim, attacker := e.newBrowser(), e.newBrowser()
 			victim.login("alice", "")
 			attacker.login("bob", "")
-			bobRT := e.refreshToken(attacker)
 			tokens := e.calls.count("/token")
 			bobs := n.refresh + "=" + attacker.cookieValue(n.refresh, refreshPath)
 			alices := n.session + "=" + victim.cookieValue(n.session, "/")
@@ -351,15 +350,14 @@ func TestRefreshCannotChangeSubject(t *testing.T) {
 				t.Errorf("%d token requests, want none", got)
 			}
 			e.checkCleared(t, r)
-			if !e.introspect(bobRT) {
-				t.Error("bob's refresh token was used up")
-			}
 			if got := e.metric("exchange_refreshes_total", "outcome", "subject_mismatch"); got != 1 {
 				t.Errorf("refreshes{subject_mismatch} = %v, want 1", got)
 			}
 
 			// Without a session cookie, the refresh rebuilds it for the
-			// refresh cookie's subject, ID token or not.
+			// refresh cookie's subject, ID token or not. Its success also
+			// shows that the refused request did not use up bob's token
+			// (devidp rotates and detects reuse).
 			r = e.newBrowser().do(http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", bobs)
 			var sess session
 			if c := r.cookie(n.session); r.status != http.StatusOK || c == nil || e.ex.sealer.openJSON(n.session, c.Value, &sess) != nil {
