@@ -20,6 +20,12 @@ var (
 	// ErrMalformedResponse means a 200 answer could not be trusted: not
 	// JSON, not an object, oversized, or a known member of the wrong type.
 	ErrMalformedResponse = errors.New("introspection: malformed response")
+	// ErrOverloaded means the Client did not ask the authorization server,
+	// because MaxInFlight requests were already in flight or RateLimit was
+	// reached: there is no verdict, try again later. It also matches
+	// ErrUnavailable, so code written for that answers it the same way
+	// (503 in a resource server).
+	ErrOverloaded = errors.New("introspection: too many requests to the authorization server")
 )
 
 // Error is a non-200 answer from the introspection endpoint. Every Error
@@ -90,3 +96,16 @@ func unavailable(err error) error {
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformedResponse}, args...)...)
 }
+
+// overloadError is ErrOverloaded with the reason, matching ErrUnavailable
+// too.
+type overloadError struct{ reason string }
+
+func (e *overloadError) Error() string { return ErrOverloaded.Error() + ": " + e.reason }
+
+// Is reports whether target is ErrOverloaded or ErrUnavailable.
+func (e *overloadError) Is(target error) bool {
+	return target == ErrOverloaded || target == ErrUnavailable
+}
+
+func overloaded(reason string) error { return &overloadError{reason: reason} }
