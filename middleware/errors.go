@@ -39,6 +39,9 @@ const (
 	ReasonInactive       = "inactive"
 	ReasonScope          = "insufficient_scope"
 	ReasonUnavailable    = "unavailable"
+	// ReasonOverloaded: the introspection client refused to ask the
+	// authorization server, to protect it (introspection.ErrOverloaded).
+	ReasonOverloaded = "overloaded"
 )
 
 // authError is what Authenticate returns: a sentinel kind, a reason for
