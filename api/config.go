@@ -31,6 +31,12 @@ type Config struct {
 	IntrospectionAuth         string // basic, post or none
 	IntrospectionCacheTTL     time.Duration
 	IntrospectionTimeout      time.Duration // default 5s
+	// IntrospectionMaxInFlight bounds the introspection requests in
+	// flight at once; 0 means introspection.DefaultMaxInFlight (64).
+	IntrospectionMaxInFlight int
+	// IntrospectionRateLimit bounds the new introspection requests per
+	// second; 0 means no limit.
+	IntrospectionRateLimit int
 	// IntrospectionCacheOff disables the introspection cache (the setting
 	// INTROSPECTION_CACHE_TTL=0).
 	IntrospectionCacheOff bool

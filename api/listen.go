@@ -53,6 +53,8 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (http.Handler, 
 			AuthMethod:   method,
 			CacheTTL:     cfg.IntrospectionCacheTTL,
 			Timeout:      cfg.IntrospectionTimeout,
+			MaxInFlight:  cfg.IntrospectionMaxInFlight,
+			RateLimit:    float64(cfg.IntrospectionRateLimit),
 			Logger:       logger,
 		}
 		if cfg.IntrospectionCacheOff {

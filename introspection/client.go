@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -18,7 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 )
 
 // AuthMethod is how the Client authenticates to the introspection endpoint.
@@ -72,6 +73,7 @@ const (
 	DefaultCacheTTL         = 60 * time.Second
 	DefaultInactiveCacheTTL = 5 * time.Second
 	DefaultCacheSize        = 10000
+	DefaultMaxInFlight      = 64
 )
 
 // Client asks an RFC 7662 introspection endpoint about access tokens. It is
@@ -89,9 +91,15 @@ type Client struct {
 	ClientSecret string
 	// AuthMethod says how to send them; the zero value is AuthBasic.
 	AuthMethod AuthMethod
-	// HTTPClient makes the requests; nil means a client with
-	// http.DefaultTransport. Redirects are never followed, whatever its
-	// CheckRedirect says.
+	// HTTPClient makes the requests; nil means a client of the Client's
+	// own, on a clone of http.DefaultTransport whose MaxConnsPerHost and
+	// MaxIdleConnsPerHost are MaxInFlight, so that it opens no more
+	// connections than it may have requests and keeps them for reuse. A
+	// caller's HTTPClient is used as it is: MaxInFlight still bounds the
+	// requests, and through them the connections that are busy at once,
+	// but its Transport's own limits (idle connections, HTTP/2) apply; so
+	// do those of http.DefaultTransport when it is not an *http.Transport.
+	// Redirects are never followed, whatever its CheckRedirect says.
 	HTTPClient *http.Client
 	// Timeout bounds one introspection call, reading the answer included.
 	// Zero means DefaultTimeout (5s).
@@ -109,6 +117,24 @@ type Client struct {
 	// CacheSize bounds the number of cached answers. Zero means
 	// DefaultCacheSize (10000).
 	CacheSize int
+	// MaxInFlight bounds the requests to the endpoint in flight at once,
+	// so that a flood of distinct tokens (every one a cache miss) cannot
+	// turn into a flood of requests. When the bound is reached, a lookup
+	// that would need a new request fails at once with ErrOverloaded;
+	// nothing queues. A lookup of a token whose request is already in
+	// flight joins it, as it costs no request. Zero means
+	// DefaultMaxInFlight (64); it must not be negative.
+	MaxInFlight int
+	// RateLimit, when positive, bounds the new requests to the endpoint
+	// per second (a token bucket of RateBurst): a lookup that would need
+	// a request beyond it fails at once with ErrOverloaded. Cache hits
+	// and lookups that join a request in flight do not count. Zero means
+	// no rate limit, the default; it must not be negative.
+	RateLimit float64
+	// RateBurst is how many requests RateLimit lets through at once after
+	// a quiet spell. Zero means RateLimit rounded up (one second's worth),
+	// at least 1.
+	RateBurst int
 	// Now tells the time, for cache expiry; nil means time.Now.
 	Now func() time.Time
 	// Logger, if set, receives a record per introspection call (Debug),
@@ -127,6 +153,7 @@ type Stats struct {
 	CacheHits uint64 // answered from the cache
 	Calls     uint64 // HTTP requests sent to the endpoint
 	Failures  uint64 // calls that ended unavailable or malformed
+	Refused   uint64 // lookups refused with ErrOverloaded
 }
 
 // state is a Client's validated configuration and working parts.
@@ -145,9 +172,32 @@ type state struct {
 	now         func() time.Time
 	log         *slog.Logger // nil: no logging
 
-	group                           singleflight.Group
-	requests, hits, calls, failures atomic.Uint64
+	// slots holds a value per request in flight; its capacity is
+	// MaxInFlight.
+	slots   chan struct{}
+	limiter *rate.Limiter // nil: no RateLimit
+
+	mu      sync.Mutex
+	flights map[key]*flight // the requests in flight, by token hash
+
+	requests, hits, calls, failures, refused atomic.Uint64
 }
+
+// flight is one request to the endpoint, shared by every caller that
+// looked up the same token while it ran (request coalescing, as
+// singleflight does, but counting its callers so that the last one to
+// leave can cancel it).
+type flight struct {
+	done    chan struct{} // closed once resp and err are set
+	resp    *Response
+	err     error
+	waiters int                     // callers waiting; guarded by state.mu
+	cancel  context.CancelCauseFunc // ends the request
+}
+
+// errAbandoned is the cause given to a request that no caller waits for
+// any more.
+var errAbandoned = errors.New("introspection: every caller stopped waiting")
 
 // Validate checks the configuration and reports every problem at once.
 // Call it at start-up; Introspect returns the same error otherwise.
@@ -190,6 +240,15 @@ func (c *Client) newState() (*state, error) {
 	if c.CacheSize < 0 {
 		errs = append(errs, errors.New("introspection: CacheSize must not be negative"))
 	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, errors.New("introspection: MaxInFlight must not be negative"))
+	}
+	if !(c.RateLimit >= 0) || math.IsInf(c.RateLimit, 0) { // NaN too
+		errs = append(errs, errors.New("introspection: RateLimit must be a number of requests per second, 0 or more"))
+	}
+	if c.RateBurst < 0 {
+		errs = append(errs, errors.New("introspection: RateBurst must not be negative"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -213,12 +272,30 @@ func (c *Client) newState() (*state, error) {
 		s.basic = "Basic " + base64.StdEncoding.EncodeToString(
 			[]byte(url.QueryEscape(c.ClientID)+":"+url.QueryEscape(c.ClientSecret)))
 	}
+	maxInFlight := orDefault(c.MaxInFlight, DefaultMaxInFlight)
+	s.slots = make(chan struct{}, maxInFlight)
+	s.flights = make(map[key]*flight)
+	if c.RateLimit > 0 {
+		burst := c.RateBurst
+		if burst == 0 {
+			burst = int(min(math.Ceil(c.RateLimit), math.MaxInt32))
+		}
+		s.limiter = rate.NewLimiter(rate.Limit(c.RateLimit), burst)
+	}
 	// A copy, so that our CheckRedirect does not change the caller's
 	// client: a redirect would turn the POST into a GET or send the token
 	// and credentials somewhere else.
 	hc := http.Client{}
 	if c.HTTPClient != nil {
 		hc = *c.HTTPClient
+	} else if dt, ok := http.DefaultTransport.(*http.Transport); ok {
+		// Our own transport: at most one connection per request we may
+		// have in flight, and as many kept idle, so that bursts reuse
+		// them rather than dialling anew each time.
+		t := dt.Clone()
+		t.MaxConnsPerHost = maxInFlight
+		t.MaxIdleConnsPerHost = maxInFlight
+		hc.Transport = t
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	s.http = &hc
@@ -246,14 +323,18 @@ func (c *Client) Stats() Stats {
 		CacheHits: s.hits.Load(),
 		Calls:     s.calls.Load(),
 		Failures:  s.failures.Load(),
+		Refused:   s.refused.Load(),
 	}
 }
 
 // Introspect asks the authorization server whether token is active, or
 // answers from the cache. It returns the server's answer for an active
 // token, and otherwise an error: ErrInactive, ErrUnavailable (possibly a
-// *Error), ErrMalformedResponse, the configuration error, or ctx.Err() when
-// ctx ends first (the shared request then goes on for other callers).
+// *Error), ErrMalformedResponse, ErrOverloaded (which also matches
+// ErrUnavailable) when MaxInFlight or RateLimit leaves no room for the
+// request, the configuration error, or ctx.Err() when ctx ends first. The
+// request then goes on for the other callers of the same token, if any;
+// when the last one leaves, it is cancelled.
 // The Response may be shared: do not modify it.
 func (c *Client) Introspect(ctx context.Context, token string) (*Response, error) {
 	s, err := c.init()
@@ -299,16 +380,85 @@ func hashToken(token string) key {
 // wait joins or starts the shared lookup of token and waits for it or for
 // ctx, whichever ends first.
 func (s *state) wait(ctx context.Context, k key, token string) (*Response, error) {
-	ch := s.group.DoChan(string(k[:]), func() (any, error) {
-		return s.fetchAndStore(context.WithoutCancel(ctx), k, token)
-	})
-	select {
-	case r := <-ch:
-		resp, _ := r.Val.(*Response)
-		return resp, r.Err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("introspection: %w", ctx.Err())
+	s.mu.Lock()
+	f, ok := s.flights[k]
+	if ok {
+		// Joining costs no request, so it is never refused.
+		f.waiters++
+		s.mu.Unlock()
+		return s.await(ctx, k, f)
 	}
+	// A flight for this token may have finished between our cache miss
+	// and now; it stores its answer before it leaves s.flights.
+	if e, ok := s.lookup(k); ok {
+		s.mu.Unlock()
+		return e.result()
+	}
+	if err := s.admit(); err != nil {
+		s.mu.Unlock()
+		s.refused.Add(1)
+		return nil, err
+	}
+	// The request keeps the first caller's ctx values, for logging, but
+	// not its cancellation: it ends when its last caller leaves.
+	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	f = &flight{done: make(chan struct{}), waiters: 1, cancel: cancel}
+	s.flights[k] = f
+	s.mu.Unlock()
+	go s.run(fctx, k, token, f)
+	return s.await(ctx, k, f)
+}
+
+// admit takes a slot for a new request, or says why there is none. It
+// never waits: a queue of lookups would grow as fast as the tokens come.
+func (s *state) admit() error {
+	select {
+	case s.slots <- struct{}{}:
+	default:
+		return overloaded(fmt.Sprintf("MaxInFlight (%d) requests in flight", cap(s.slots)))
+	}
+	if s.limiter != nil && !s.limiter.Allow() {
+		<-s.slots
+		return overloaded(fmt.Sprintf("RateLimit (%g/s) reached", float64(s.limiter.Limit())))
+	}
+	return nil
+}
+
+// run makes the request of flight f and hands its outcome to the callers.
+func (s *state) run(ctx context.Context, k key, token string, f *flight) {
+	resp, err := s.fetchAndStore(ctx, k, token)
+	f.cancel(nil)
+	// The request is over: free its slot before the callers hear of it,
+	// so that their next lookup finds it free.
+	<-s.slots
+	s.mu.Lock()
+	if s.flights[k] == f {
+		delete(s.flights, k)
+	}
+	s.mu.Unlock()
+	f.resp, f.err = resp, err
+	close(f.done)
+}
+
+// await waits for flight f or for ctx. A caller that stops waiting leaves
+// the flight; the last one to leave cancels its request, which no one
+// would read.
+func (s *state) await(ctx context.Context, k key, f *flight) (*Response, error) {
+	select {
+	case <-f.done:
+		return f.resp, f.err
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	f.waiters--
+	if f.waiters == 0 && s.flights[k] == f {
+		// Out of s.flights first, so that no one joins a cancelled
+		// request; a later caller starts a new one.
+		delete(s.flights, k)
+		f.cancel(errAbandoned)
+	}
+	s.mu.Unlock()
+	return nil, fmt.Errorf("introspection: %w", ctx.Err())
 }
 
 // lookup answers from the cache, if it can.
@@ -325,11 +475,6 @@ func (s *state) lookup(k key) (entry, bool) {
 
 // fetchAndStore is the shared work of one coalesced lookup.
 func (s *state) fetchAndStore(ctx context.Context, k key, token string) (*Response, error) {
-	// A flight for this token may have finished between our cache miss
-	// and the start of this one.
-	if e, ok := s.lookup(k); ok {
-		return e.result()
-	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	start := time.Now()
@@ -359,6 +504,11 @@ func (s *state) fetchAndStore(ctx context.Context, k key, token string) (*Respon
 		return nil, err
 	}
 
+	if errors.Is(context.Cause(ctx), errAbandoned) {
+		// Not a failure of the server: no one wanted the answer any more.
+		s.debug(ctx, "introspection abandoned by every caller", hash, slog.Duration("took", time.Since(start)))
+		return nil, err
+	}
 	s.failures.Add(1)
 	if s.log != nil {
 		level, msg := slog.LevelWarn, "introspection failed"

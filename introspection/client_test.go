@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -38,9 +39,13 @@ func TestValidate(t *testing.T) {
 			client: &Client{Endpoint: "https://as.example/introspect", AuthMethod: AuthPost}, want: []string{"ClientID is required with AuthMethod post"}},
 		{name: "unknown auth method",
 			client: &Client{Endpoint: "https://as.example/introspect", AuthMethod: 9}, want: []string{"unknown AuthMethod(9)"}},
+		{name: "rate limit not a number",
+			client: &Client{Endpoint: "https://as.example/introspect", ClientID: "rs", RateLimit: math.NaN()}, want: []string{"RateLimit"}},
+		{name: "rate limit infinite",
+			client: &Client{Endpoint: "https://as.example/introspect", ClientID: "rs", RateLimit: math.Inf(1)}, want: []string{"RateLimit"}},
 		{name: "every problem reported at once",
-			client: &Client{Timeout: -1, MaxResponseBytes: -1, CacheSize: -1},
-			want:   []string{"Endpoint is required", "ClientID is required", "Timeout", "MaxResponseBytes", "CacheSize"}},
+			client: &Client{Timeout: -1, MaxResponseBytes: -1, CacheSize: -1, MaxInFlight: -1, RateLimit: -1, RateBurst: -1},
+			want:   []string{"Endpoint is required", "ClientID is required", "Timeout", "MaxResponseBytes", "CacheSize", "MaxInFlight", "RateLimit", "RateBurst"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -590,6 +595,9 @@ func TestIntrospectCallerCancelDoesNotCancelSharedCall(t *testing.T) {
 		}
 		second <- err
 	}()
+	if !waitFor(time.Second, func() bool { return waiters(c, "good-shared") == 2 }) {
+		t.Fatal("second caller did not join the shared request")
+	}
 
 	cancel()
 	select {

@@ -4,7 +4,7 @@
 // same token into one request. It knows nothing of HTTP middleware: it takes
 // a token and returns the server's verdict, and the caller decides what an
 // HTTP answer should look like. It depends on the standard library and
-// golang.org/x/sync only.
+// golang.org/x/time/rate only.
 //
 // # Use
 //
@@ -65,6 +65,9 @@
 //     application/json, larger than MaxResponseBytes, or with a known member
 //     of the wrong type. There is no verdict either; a resource server should
 //     fail closed and answer 503 as for ErrUnavailable.
+//   - ErrOverloaded: the Client did not ask, because MaxInFlight requests
+//     were in flight or RateLimit was reached (see below). It also matches
+//     ErrUnavailable; a resource server answers 503 with Retry-After.
 //   - The caller's ctx ending returns its ctx.Err(), wrapped.
 //
 // Neither errors nor log records ever contain the token; logs name it by the
@@ -86,8 +89,27 @@
 // # Request coalescing
 //
 // Concurrent Introspect calls for the same token that miss the cache share
-// one HTTP request (golang.org/x/sync/singleflight). The shared request runs
-// detached from every caller's cancellation (it keeps the first caller's ctx
-// values) and is bounded by Timeout; each caller stops waiting when its own
-// ctx ends, without cancelling the request for the others.
+// one HTTP request, as golang.org/x/sync/singleflight would, but the Client
+// counts the callers of each shared request. The request runs detached from
+// any one caller's cancellation (it keeps the first caller's ctx values)
+// and is bounded by Timeout; each caller stops waiting when its own ctx
+// ends, without cancelling the request for the others, and when the last
+// caller leaves, the request is cancelled: no one would read its answer,
+// and a client that hangs up at once must not leave work running for up to
+// Timeout. Such a request is not counted as a failure.
+//
+// # Load on the authorization server
+//
+// Every distinct token that misses the cache costs a request, so a caller
+// who sends random garbage tokens could otherwise make the resource server
+// flood its authorization server. MaxInFlight (default 64) bounds the
+// requests in flight at once: when it is reached, a lookup that would need a
+// new request fails at once with ErrOverloaded rather than wait, as a queue
+// would grow as fast as the garbage comes, and the requests of honest
+// callers would wait behind it. A lookup of a token whose request is already
+// in flight still joins it, since that costs nothing. When the Client makes
+// its own HTTP client, its transport opens at most MaxInFlight connections
+// to the host and keeps as many idle for the next burst. RateLimit (off by
+// default) can also bound the new requests per second. Cache hits never
+// count against either bound. Stats.Refused counts the refusals.
 package introspection

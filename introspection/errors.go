@@ -27,6 +27,12 @@ var (
 	// bearer token. Every such error also matches ErrInactive, so callers
 	// that only know ErrInactive refuse the token as well.
 	ErrNotAccessToken = errors.New("introspection: token is not an access token")
+	// ErrOverloaded means the Client did not ask the authorization server,
+	// because MaxInFlight requests were already in flight or RateLimit was
+	// reached: there is no verdict, try again later. It also matches
+	// ErrUnavailable, so code written for that answers it the same way
+	// (503 in a resource server).
+	ErrOverloaded = errors.New("introspection: too many requests to the authorization server")
 )
 
 // notAccessToken is the ErrNotAccessToken error: it names the member of the
@@ -112,3 +118,16 @@ func unavailable(err error) error {
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformedResponse}, args...)...)
 }
+
+// overloadError is ErrOverloaded with the reason, matching ErrUnavailable
+// too.
+type overloadError struct{ reason string }
+
+func (e *overloadError) Error() string { return ErrOverloaded.Error() + ": " + e.reason }
+
+// Is reports whether target is ErrOverloaded or ErrUnavailable.
+func (e *overloadError) Is(target error) bool {
+	return target == ErrOverloaded || target == ErrUnavailable
+}
+
+func overloaded(reason string) error { return &overloadError{reason: reason} }

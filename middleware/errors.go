@@ -41,6 +41,9 @@ const (
 	ReasonUnavailable    = "unavailable"
 	ReasonNotAccessToken = "not_access_token"
 	ReasonBoundToken     = "bound_token"
+	// ReasonOverloaded: the introspection client refused to ask the
+	// authorization server, to protect it (introspection.ErrOverloaded).
+	ReasonOverloaded = "overloaded"
 )
 
 // authError is what Authenticate returns: a sentinel kind, a reason for

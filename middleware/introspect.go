@@ -39,6 +39,12 @@ func (v *introspectVerifier) verify(ctx context.Context, token string) (principa
 	switch {
 	case errors.Is(err, introspection.ErrInactive):
 		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonInactive, "token is not active", nil)
+	case errors.Is(err, introspection.ErrOverloaded):
+		// The client did not ask: too many requests in flight or too
+		// many per second. No verdict either, so 503 with Retry-After;
+		// its own reason tells this self-protection from a failing
+		// server in metrics and logs.
+		return principal.Principal{}, time.Time{}, newErr(ErrUnavailable, ReasonOverloaded, "authorization server busy", err)
 	case err != nil:
 		// Unreachable, failing, or an answer that cannot be trusted: there
 		// is no verdict, so fail closed with 503 rather than blame the

@@ -4,11 +4,17 @@ import (
 	"errors"
 	"log/slog"
 
+	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
 func levelFor(err error) slog.Level {
-	if errors.Is(err, ErrUnavailable) {
+	switch {
+	case errors.Is(err, introspection.ErrOverloaded):
+		// The bound doing its job, typically against a flood of garbage
+		// tokens: worth a warning, not an alert per refused request.
+		return slog.LevelWarn
+	case errors.Is(err, ErrUnavailable):
 		return slog.LevelError
 	}
 	return slog.LevelInfo

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/api"
 	"github.com/tollgate-dev/tollgate/internal/envflag"
+	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware"
 )
 
@@ -63,6 +64,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	iAuth := s.String("INTROSPECTION_AUTH", "basic", "introspection client authentication: basic, post or none")
 	iTTL := s.Duration("INTROSPECTION_CACHE_TTL", 60*time.Second, "longest an active introspection answer is reused (never past exp); 0 disables the cache")
 	iTimeout := s.Duration("INTROSPECTION_TIMEOUT", 5*time.Second, "longest wait for one introspection answer")
+	iInFlight := s.Int("INTROSPECTION_MAX_IN_FLIGHT", introspection.DefaultMaxInFlight, "most introspection requests in flight at once; a token that would need one more is answered 503 at once")
+	iRate := s.Int("INTROSPECTION_RATE_LIMIT", 0, "most new introspection requests per second (cache misses); more are answered 503 at once; 0 means no limit")
 	cookies := s.String("TOKEN_COOKIE", strings.Join(middleware.DefaultCookieNames, ","), "cookie names read when there is no Authorization header, first present wins")
 	origins := s.String("CORS_ALLOWED_ORIGINS", "", "origins (scheme://host[:port]) allowed to call with credentials, comma-separated; empty: none")
 	readScopes := s.String("REQUIRED_SCOPES_READ", "todos:read", "scopes the read routes need; empty disables the check")
@@ -83,6 +86,12 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	}
 	if *maxTodos < 1 {
 		return api.Config{}, 0, fmt.Errorf("MAX_TODOS_PER_USER: must be at least 1")
+	}
+	if *iInFlight < 1 {
+		return api.Config{}, 0, fmt.Errorf("INTROSPECTION_MAX_IN_FLIGHT: must be at least 1")
+	}
+	if *iRate < 0 {
+		return api.Config{}, 0, fmt.Errorf("INTROSPECTION_RATE_LIMIT: must be 0 (no limit) or more")
 	}
 	if m != middleware.ModeIntrospection && len(envflag.List(*audience)) == 0 {
 		return api.Config{}, 0, fmt.Errorf("AUDIENCE is required in %s mode (environment variable AUDIENCE or flag -audience)", m)
@@ -108,6 +117,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		IntrospectionCacheTTL:     *iTTL,
 		IntrospectionCacheOff:     *iTTL == 0,
 		IntrospectionTimeout:      *iTimeout,
+		IntrospectionMaxInFlight:  *iInFlight,
+		IntrospectionRateLimit:    *iRate,
 		TokenCookies:              envflag.List(*cookies),
 		CORSAllowedOrigins:        envflag.List(*origins),
 		ReadScopes:                envflag.List(*readScopes),

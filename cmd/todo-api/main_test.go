@@ -507,6 +507,9 @@ func TestSettings(t *testing.T) {
 		{"CORS origin with a path", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "CORS_ALLOWED_ORIGINS": "https://app.example/app"}, nil, `CORS_ALLOWED_ORIGINS: "https://app.example/app" is not an origin`},
 		{"CORS wildcard", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "CORS_ALLOWED_ORIGINS": "*"}, nil, "CORS_ALLOWED_ORIGINS"},
 		{"alg none", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "JWKS_URL": "http://127.0.0.1:1/jwks", "JWT_ALGORITHMS": "none"}, nil, `"none" is never accepted`},
+		{"no introspection in flight", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "INTROSPECTION_MAX_IN_FLIGHT": "0"}, nil, "INTROSPECTION_MAX_IN_FLIGHT"},
+		{"introspection in flight not a number", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "INTROSPECTION_MAX_IN_FLIGHT": "many"}, nil, "INTROSPECTION_MAX_IN_FLIGHT"},
+		{"negative introspection rate", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "INTROSPECTION_RATE_LIMIT": "-1"}, nil, "INTROSPECTION_RATE_LIMIT"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -521,7 +524,7 @@ func TestSettings(t *testing.T) {
 	if !errors.Is(err, envflag.ErrHelp) {
 		t.Fatalf("--help: %v", err)
 	}
-	for _, setting := range []string{"LISTEN_ADDR", "DATABASE_URL", "AUTH_MODE", "ISSUER", "AUDIENCE", "JWKS_URL", "JWT_ALGORITHMS", "JWT_HMAC_SECRET", "CLOCK_SKEW", "REQUIRE_AT_JWT", "INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET", "INTROSPECTION_AUTH", "INTROSPECTION_CACHE_TTL", "TOKEN_COOKIE", "CORS_ALLOWED_ORIGINS", "REQUIRED_SCOPES_READ", "REQUIRED_SCOPES_WRITE"} {
+	for _, setting := range []string{"LISTEN_ADDR", "DATABASE_URL", "AUTH_MODE", "ISSUER", "AUDIENCE", "JWKS_URL", "JWT_ALGORITHMS", "JWT_HMAC_SECRET", "CLOCK_SKEW", "REQUIRE_AT_JWT", "INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET", "INTROSPECTION_AUTH", "INTROSPECTION_CACHE_TTL", "INTROSPECTION_TIMEOUT", "INTROSPECTION_MAX_IN_FLIGHT", "INTROSPECTION_RATE_LIMIT", "TOKEN_COOKIE", "CORS_ALLOWED_ORIGINS", "REQUIRED_SCOPES_READ", "REQUIRED_SCOPES_WRITE"} {
 		if !strings.Contains(help.String(), setting) {
 			t.Errorf("--help lacks %s", setting)
 		}

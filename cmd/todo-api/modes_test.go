@@ -1,6 +1,13 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,5 +87,82 @@ func TestHybridThroughTheAPI(t *testing.T) {
 	}
 	if is.IntrospectionCalls() != before+1 {
 		t.Fatal("the opaque token was not introspected")
+	}
+}
+
+// TestIntrospectionOverloadThroughTheAPI: INTROSPECTION_MAX_IN_FLIGHT and
+// INTROSPECTION_RATE_LIMIT bound the requests a flood of garbage tokens
+// makes to the authorization server; the request over the bound gets 503
+// with Retry-After at once, without reaching the server.
+func TestIntrospectionOverloadThroughTheAPI(t *testing.T) {
+	tests := []struct {
+		name     string
+		setting  string
+		value    string
+		answered int // garbage tokens the server gets before the refusal
+		hold     bool
+	}{
+		{name: "in flight", setting: "INTROSPECTION_MAX_IN_FLIGHT", value: "2", answered: 2, hold: true},
+		{name: "per second", setting: "INTROSPECTION_RATE_LIMIT", value: "1", answered: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := authtest.NewIssuer(t)
+			// An authorization server that answers inactive, or when hold
+			// is set, never: each request waits until its client hangs up.
+			var arrived atomic.Int64
+			is.Handle("POST /counted-introspect", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_ = r.ParseForm() // after which net/http notices a hang-up
+				arrived.Add(1)
+				if tt.hold {
+					<-r.Context().Done()
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, `{"active":false}`)
+			}))
+			env := introspectionEnv(t, is, "introspection")
+			env["INTROSPECTION_URL"] = is.URL + "/counted-introspect"
+			env["INTROSPECTION_TIMEOUT"] = "10s"
+			env[tt.setting] = tt.value
+			s := startServer(t, env)
+
+			ctx, cancel := context.WithCancel(context.Background())
+			var sent sync.WaitGroup
+			t.Cleanup(func() { cancel(); sent.Wait() })
+			for range tt.answered {
+				req, err := http.NewRequestWithContext(ctx, "GET", s.URL+"/todos", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Authorization", "Bearer "+rand.Text())
+				sent.Add(1)
+				go func() {
+					defer sent.Done()
+					if res, err := http.DefaultClient.Do(req); err == nil {
+						res.Body.Close()
+					}
+				}()
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for arrived.Load() < int64(tt.answered) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d of %d requests reached the server", arrived.Load(), tt.answered)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if !tt.hold {
+				sent.Wait()
+			}
+
+			r := newCaller(t, s.URL, rand.Text()).do("GET", "/todos", nil)
+			expect(t, r, http.StatusServiceUnavailable)
+			if r.Header.Get("Retry-After") == "" || !strings.Contains(string(r.Body), `"reason":"overloaded"`) {
+				t.Fatalf("503 without Retry-After or reason overloaded: %v %s", r.Header, r.Body)
+			}
+			if n := arrived.Load(); n != int64(tt.answered) {
+				t.Errorf("the refused request reached the server: %d requests, want %d", n, tt.answered)
+			}
+		})
 	}
 }
