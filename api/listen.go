@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/internal/gormdb"
 	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/todos"
@@ -66,7 +67,7 @@ func Build(ctx context.Context, cfg Config, logger *slog.Logger) (http.Handler, 
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := OpenDatabase(ctx, cfg.DatabaseURL, logger)
+	db, err := gormdb.Open(ctx, cfg.DatabaseURL, logger)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/tollgate-dev/tollgate/api"
+	"github.com/tollgate-dev/tollgate/internal/gormdb"
 	"github.com/tollgate-dev/tollgate/todos"
 	"github.com/tollgate-dev/tollgate/todos/todostest"
 	"gorm.io/gorm"
@@ -14,7 +14,7 @@ import (
 // the test.
 func mustOpenDB(tb testing.TB, databaseURL string) *gorm.DB {
 	tb.Helper()
-	db, err := api.OpenDatabase(context.Background(), databaseURL, nil)
+	db, err := gormdb.Open(context.Background(), databaseURL, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

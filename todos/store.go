@@ -38,7 +38,7 @@ type StoreConfig struct {
 //
 // It supports the gorm.io/driver/sqlite and gorm.io/driver/postgres
 // dialects. On SQLite it expects write transactions to begin IMMEDIATE (as
-// api.OpenDatabase arranges), which serializes every writer of the
+// gormdb.Open arranges), which serializes every writer of the
 // database: that is what makes the cap check and the insert in Create
 // atomic. On PostgreSQL, Create takes a transaction-scoped advisory lock per
 // owner instead, so that two instances of the server cannot both see room

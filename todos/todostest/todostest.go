@@ -2,7 +2,7 @@
 // store against: a SQLite file under the test's temporary directory, or a
 // schema of its own in the test PostgreSQL server. It returns DATABASE_URL
 // strings, so that tests open them the way the server does
-// (api.OpenDatabase).
+// (gormdb.Open).
 package todostest
 
 import (

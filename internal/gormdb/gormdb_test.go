@@ -1,4 +1,4 @@
-package api
+package gormdb
 
 import (
 	"bufio"
@@ -20,9 +20,9 @@ import (
 	"gorm.io/gorm"
 )
 
-func mustOpenDatabase(tb testing.TB, databaseURL string, logger *slog.Logger) *gorm.DB {
+func mustOpen(tb testing.TB, databaseURL string, logger *slog.Logger) *gorm.DB {
 	tb.Helper()
-	db, err := OpenDatabase(context.Background(), databaseURL, logger)
+	db, err := Open(context.Background(), databaseURL, logger)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func mustOpenDatabase(tb testing.TB, databaseURL string, logger *slog.Logger) *g
 	return db
 }
 
-func TestOpenDatabaseRefuses(t *testing.T) {
+func TestOpenRefuses(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	tests := []struct {
@@ -53,11 +53,11 @@ func TestOpenDatabaseRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			db, err := OpenDatabase(context.Background(), tt.url, nil)
+			db, err := Open(context.Background(), tt.url, nil)
 			if err == nil {
 				sqlDB, _ := db.DB()
 				_ = sqlDB.Close()
-				t.Fatalf("OpenDatabase(%q) succeeded", tt.url)
+				t.Fatalf("Open(%q) succeeded", tt.url)
 			}
 			msg := err.Error()
 			if !strings.HasPrefix(msg, "DATABASE_URL: ") || !strings.Contains(msg, tt.want) {
@@ -84,7 +84,7 @@ func TestSQLiteSettings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			db := mustOpenDatabase(t, todostest.SQLiteURL(t)+tt.query, nil)
+			db := mustOpen(t, todostest.SQLiteURL(t)+tt.query, nil)
 			sqlDB, _ := db.DB()
 			ctx := context.Background()
 			// Hold every connection of the pool at once.
@@ -112,9 +112,9 @@ func TestSQLiteSettings(t *testing.T) {
 	}
 }
 
-func TestOpenDatabaseMemory(t *testing.T) {
+func TestOpenMemory(t *testing.T) {
 	t.Parallel()
-	db := mustOpenDatabase(t, "sqlite::memory:", nil)
+	db := mustOpen(t, "sqlite::memory:", nil)
 	store, err := todos.NewStore(db, todos.StoreConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +145,7 @@ func TestConcurrentWriters(t *testing.T) {
 	for _, d := range todostest.Databases {
 		t.Run(d.Name, func(t *testing.T) {
 			t.Parallel()
-			store, err := todos.NewStore(mustOpenDatabase(t, d.URL(t), nil), todos.StoreConfig{})
+			store, err := todos.NewStore(mustOpen(t, d.URL(t), nil), todos.StoreConfig{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -196,7 +196,7 @@ func TestGormLogKeepsValuesOut(t *testing.T) {
 	var buf bytes.Buffer
 	var mu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, nil))
-	db := mustOpenDatabase(t, todostest.SQLiteURL(t), logger)
+	db := mustOpen(t, todostest.SQLiteURL(t), logger)
 	var n int
 	if err := db.Raw("SELECT count(*) FROM no_such_table WHERE secret = ?", "hunter2").Scan(&n).Error; err == nil {
 		t.Fatal("the query succeeded")
@@ -267,7 +267,7 @@ func TestSQLiteSurvivesKill9(t *testing.T) {
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("the writer was not killed: %v (%d acknowledged)", err, len(acked))
 	}
-	store, err := todos.NewStore(mustOpenDatabase(t, dbURL, nil), todos.StoreConfig{})
+	store, err := todos.NewStore(mustOpen(t, dbURL, nil), todos.StoreConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestSQLiteSurvivesKill9(t *testing.T) {
 // until killed, printing each ID once its commit has returned.
 func runKill9Writer(databaseURL string) {
 	ctx := context.Background()
-	db, err := OpenDatabase(ctx, databaseURL, nil)
+	db, err := Open(ctx, databaseURL, nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

@@ -1,4 +1,13 @@
-package api
+// Package gormdb opens the todo store's database with GORM: it parses
+// DATABASE_URL (sqlite:PATH or postgres://…), applies the SQLite settings
+// that let concurrent writers succeed and acknowledged writes survive a
+// crash, sizes the connection pool, and routes GORM's log through slog
+// without the values bound to queries.
+//
+// It is its own package, one per dependency, so that the todos tests and the
+// todo API's wiring open a database the same way without importing each
+// other.
+package gormdb
 
 import (
 	"context"
@@ -62,7 +71,7 @@ const (
 	postgresMaxConns = 16
 )
 
-// OpenDatabase opens the database named by databaseURL, the DATABASE_URL
+// Open opens the database named by databaseURL, the DATABASE_URL
 // setting, and checks that it answers:
 //
 //   - sqlite:PATH (also sqlite://PATH) opens or creates the SQLite file at
@@ -82,7 +91,7 @@ const (
 // queries slower than 200 ms as warnings, with their SQL but never the
 // values bound to it. It does not create the tables: see todos.Store's
 // Migrate.
-func OpenDatabase(ctx context.Context, databaseURL string, logger *slog.Logger) (*gorm.DB, error) {
+func Open(ctx context.Context, databaseURL string, logger *slog.Logger) (*gorm.DB, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
