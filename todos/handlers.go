@@ -14,16 +14,8 @@ import (
 	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
-// Handlers serves the todo routes of openapi.yaml over a Store:
-//
-//	GET    /todos        list the caller's todos (paged, ?completed=)
-//	POST   /todos        create a todo: 201, Location, ETag
-//	DELETE /todos        delete the caller's todos (?completed=true: the completed ones)
-//	GET    /todos/{id}   one todo, with its ETag
-//	PATCH  /todos/{id}   partial update, If-Match honoured
-//	DELETE /todos/{id}   delete, If-Match honoured
-//
-// Each handler first reads the verified caller from principal.From and
+// Handlers serves the todo routes of openapi.yaml (see Routes) over a
+// Store. Each handler first reads the verified caller from principal.From and
 // answers 401 without one, before touching the body or the database.
 type Handlers struct {
 	store  *Store
@@ -44,9 +36,31 @@ func NewHandlers(store *Store, cfg Config) (*Handlers, error) {
 	return &Handlers{store: store, cfg: cfg}, nil
 }
 
-// Register adds the routes to r, each behind the given middlewares: read
-// before the GET routes, write before POST, PATCH and DELETE. The api
-// package passes authentication plus the read or the write scope check:
+// Route is one todo route: its method, its path in Gin's syntax, whether it
+// changes data (and so needs the write scope), and its handler.
+type Route struct {
+	Method string
+	Path   string
+	Write  bool
+	handle func(*Handlers) gin.HandlerFunc
+}
+
+// Routes returns the todo routes, the one list of them: Register serves
+// these, and the todo API's test checks them against openapi.yaml.
+func Routes() []Route {
+	return []Route{
+		{http.MethodGet, "/todos", false, handleListTodos},        // the caller's todos, paged, ?completed=
+		{http.MethodPost, "/todos", true, handleCreateTodo},       // 201, Location, ETag
+		{http.MethodDelete, "/todos", true, handleDeleteTodos},    // all the caller's todos, or ?completed=true ones
+		{http.MethodGet, "/todos/:id", false, handleGetTodo},      // one todo, with its ETag
+		{http.MethodPatch, "/todos/:id", true, handlePatchTodo},   // partial update, If-Match honoured
+		{http.MethodDelete, "/todos/:id", true, handleDeleteTodo}, // If-Match honoured
+	}
+}
+
+// Register adds Routes to r, each behind the given middlewares: read
+// before the routes that only read, write before the others. The todo API
+// passes authentication plus the read or the write scope check:
 //
 //	h.Register(router,
 //		gin.HandlersChain{authenticate, requireScope("todos:read")},
@@ -61,15 +75,13 @@ func (h *Handlers) Register(r gin.IRouter, read, write gin.HandlersChain) {
 	if g, ok := r.(interface{ BasePath() string }); ok {
 		h.prefix = strings.TrimSuffix(g.BasePath(), "/")
 	}
-	with := func(chain gin.HandlersChain, handler gin.HandlerFunc) gin.HandlersChain {
-		return append(slices.Clip(chain), handler)
+	for _, rt := range Routes() {
+		chain := read
+		if rt.Write {
+			chain = write
+		}
+		r.Handle(rt.Method, rt.Path, append(slices.Clip(chain), rt.handle(h))...)
 	}
-	r.GET("/todos", with(read, handleListTodos(h))...)
-	r.POST("/todos", with(write, handleCreateTodo(h))...)
-	r.DELETE("/todos", with(write, handleDeleteTodos(h))...)
-	r.GET("/todos/:id", with(read, handleGetTodo(h))...)
-	r.PATCH("/todos/:id", with(write, handlePatchTodo(h))...)
-	r.DELETE("/todos/:id", with(write, handleDeleteTodo(h))...)
 }
 
 // todoView is a todo as clients see it.

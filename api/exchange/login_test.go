@@ -14,11 +14,11 @@ import (
 
 	"golang.org/x/oauth2"
 
-	"github.com/tollgate-dev/tollgate/api"
 	"github.com/tollgate-dev/tollgate/api/devidp"
+	"github.com/tollgate-dev/tollgate/api/todoapi"
 )
 
-// todoAPI is the real todo API (api.Build on SQLite) trusting devidp, with
+// todoAPI is the real todo API (todoapi on SQLite) trusting devidp, with
 // the cookie names of the last request it received.
 type todoAPI struct {
 	URL  string
@@ -34,18 +34,19 @@ func (a *todoAPI) lastCookies() []string {
 
 func startTodoAPI(t *testing.T, e *testEnv) *todoAPI {
 	t.Helper()
-	h, closeDB, err := api.Build(t.Context(), api.Config{
+	h, err := todoapi.New(t.Context(), todoapi.Config{
 		Issuer:             e.idp.URL,
 		Audiences:          []string{"todo-api"},
 		DatabaseURL:        "sqlite:" + filepath.Join(t.TempDir(), "todos.db"),
 		CORSAllowedOrigins: []string{e.URL},
 		ReadScopes:         []string{"todos:read"},
 		WriteScopes:        []string{"todos:write"},
-	}, slog.New(slog.DiscardHandler))
+		Logger:             slog.New(slog.DiscardHandler),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = closeDB() })
+	t.Cleanup(func() { _ = h.Close() })
 	a := &todoAPI{}
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var names []string

@@ -19,9 +19,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tollgate-dev/tollgate/api"
 	"github.com/tollgate-dev/tollgate/api/exchange"
 	"github.com/tollgate-dev/tollgate/internal/envflag"
+	"github.com/tollgate-dev/tollgate/internal/httpserve"
 )
 
 // discoveryPatience is how long run retries the issuer's discovery document
@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if err != nil {
 		return fmt.Errorf("LISTEN_ADDR: %w", err)
 	}
-	return api.Serve(ctx, ln, srv, cfg.ShutdownTimeout, logger, ready)
+	return httpserve.Serve(ctx, ln, srv, httpserve.Options{Logger: logger, ShutdownTimeout: cfg.ShutdownTimeout, Ready: ready})
 }
 
 func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (exchange.Config, slog.Level, error) {

@@ -90,6 +90,17 @@ func (s *Set) Duration(env string, def time.Duration, usage string) *time.Durati
 	return v
 }
 
+// OffDuration declares a duration setting for which 0 means "off": the
+// value read is then negative (-1ns), which is what the configuration
+// structs of this module, whose zero field means "the default", take for
+// off. This is the one place where a setting's 0 becomes a field's "off".
+func (s *Set) OffDuration(env string, def time.Duration, usage string) *time.Duration {
+	v := new(time.Duration)
+	*v = def
+	s.fs.Var(&durationValue{v: v, zeroIsOff: true}, EnvToFlag(env), usage)
+	return v
+}
+
 // Bool declares a boolean setting (true, false, 1, 0).
 func (s *Set) Bool(env string, def bool, usage string) *bool {
 	v := new(bool)
@@ -104,6 +115,40 @@ func (s *Set) Int(env string, def int, usage string) *int {
 	*v = def
 	s.fs.IntVar(v, EnvToFlag(env), def, usage)
 	return v
+}
+
+// IntAtLeast declares an integer setting whose value must be at least min;
+// the check is the setting's, so 0 given for a field whose zero means "the
+// default" is refused here rather than silently becoming the default.
+func (s *Set) IntAtLeast(env string, def, min int, usage string) *int {
+	v := new(int)
+	*v = def
+	s.fs.Var(&minIntValue{v: v, min: min}, EnvToFlag(env), usage)
+	return v
+}
+
+type minIntValue struct {
+	v   *int
+	min int
+}
+
+func (m *minIntValue) String() string {
+	if m == nil || m.v == nil {
+		return ""
+	}
+	return strconv.Itoa(*m.v)
+}
+
+func (m *minIntValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("want a whole number")
+	}
+	if n < m.min {
+		return fmt.Errorf("must be at least %d", m.min)
+	}
+	*m.v = n
+	return nil
 }
 
 // Parse applies the environment, then args, and checks required settings.
@@ -171,13 +216,26 @@ func List(v string) []string {
 	return out
 }
 
-type durationValue struct{ v *time.Duration }
+type durationValue struct {
+	v         *time.Duration
+	zeroIsOff bool
+}
 
 func (d *durationValue) String() string {
 	if d == nil || d.v == nil {
 		return ""
 	}
+	if *d.v < 0 {
+		return "0s"
+	}
 	return d.v.String()
+}
+
+func (d *durationValue) set(v time.Duration) {
+	if v == 0 && d.zeroIsOff {
+		v = -1
+	}
+	*d.v = v
 }
 
 func (d *durationValue) Set(s string) error {
@@ -186,7 +244,7 @@ func (d *durationValue) Set(s string) error {
 		if n < 0 {
 			return errors.New("must not be negative")
 		}
-		*d.v = time.Duration(n) * time.Second
+		d.set(time.Duration(n) * time.Second)
 		return nil
 	}
 	v, err := time.ParseDuration(s)
@@ -196,7 +254,7 @@ func (d *durationValue) Set(s string) error {
 	if v < 0 {
 		return errors.New("must not be negative")
 	}
-	*d.v = v
+	d.set(v)
 	return nil
 }
 

@@ -161,7 +161,6 @@ func Wrap(h http.Handler, logger *slog.Logger) http.Handler {
 // WriteProblem writes an RFC 9457 problem with fixed detail text.
 func WriteProblem(w http.ResponseWriter, status int, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail,

@@ -1,4 +1,4 @@
-package api
+package todoapi
 
 import (
 	"strings"
@@ -84,11 +84,10 @@ func TestCORSOriginsRefused(t *testing.T) {
 			t.Parallel()
 			cfg := testConfig(t, is)
 			cfg.CORSAllowedOrigins = []string{testOrigin, tt.origin}
-			h, closeDB, err := Build(t.Context(), cfg, nil)
+			srv, err := New(t.Context(), cfg)
 			if err == nil {
-				_ = closeDB()
-				_ = h
-				t.Fatalf("Build accepted CORS_ALLOWED_ORIGINS %q", tt.origin)
+				_ = srv.Close()
+				t.Fatalf("New accepted CORS_ALLOWED_ORIGINS %q", tt.origin)
 			}
 			msg := err.Error()
 			if !strings.HasPrefix(msg, "CORS_ALLOWED_ORIGINS: ") || !strings.Contains(msg, tt.want) || strings.Contains(msg, "\n") {

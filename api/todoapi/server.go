@@ -1,16 +1,12 @@
-package api
+package todoapi
 
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -21,6 +17,7 @@ import (
 	"github.com/swaggest/swgui/v5emb"
 
 	"github.com/tollgate-dev/tollgate"
+	"github.com/tollgate-dev/tollgate/internal/httpserve"
 	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/middleware/ginauth"
 	"github.com/tollgate-dev/tollgate/todos"
@@ -37,9 +34,8 @@ type PingFunc func(ctx context.Context) error
 // Ready calls f.
 func (f PingFunc) Ready(ctx context.Context) error { return f(ctx) }
 
-// Deps are what the todo API's handler needs; NewServer takes them all so
-// that tests can build one from parts they made.
-type Deps struct {
+// deps are what the todo API's handler needs.
+type deps struct {
 	Auth        *middleware.Authenticator
 	Todos       *todos.Handlers
 	ReadScopes  []string
@@ -50,30 +46,23 @@ type Deps struct {
 	// refused those at start-up already.
 	CORSAllowedOrigins []string
 	// Ready lists what /readyz checks (the database, the signing keys).
-	Ready  []Pinger
-	Logger *slog.Logger
-	// metrics is set by ListenAndServe; NewServer makes its own when nil.
+	Ready   []Pinger
+	Logger  *slog.Logger
 	metrics *metrics
 }
 
-// NewServer returns the todo API's handler: every route of openapi.yaml
-// (see routes.go), behind CORS, request logging and metrics.
-func NewServer(d Deps) http.Handler {
-	if d.Logger == nil {
-		d.Logger = slog.Default()
-	}
-	if d.metrics == nil {
-		d.metrics = newMetrics()
-	}
+// newHandler returns the todo API's handler: every route of openapi.yaml
+// (see routes.go), behind request logging, CORS and metrics.
+func newHandler(d deps) (http.Handler, *gin.Engine) {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	r.ContextWithFallback = true
-	r.Use(requestLog(d.Logger), recovery(d.Logger), d.metrics.observe())
+	r.Use(namedRoute, d.metrics.observe())
 	addRoutes(r, d)
-	return corsHandler(d.CORSAllowedOrigins).Handler(r)
+	return httpserve.Wrap(corsHandler(d.CORSAllowedOrigins).Handler(r), d.Logger), r
 }
 
 // corsHandler allows the configured origins to call with credentials. A
@@ -188,7 +177,7 @@ func handleMetrics(m *metrics) gin.HandlerFunc {
 	return gin.WrapH(h)
 }
 
-func requireAuth(d Deps, scopes []string) gin.HandlersChain {
+func requireAuth(d deps, scopes []string) gin.HandlersChain {
 	chain := gin.HandlersChain{privateAnswers, ginauth.Require(d.Auth)}
 	if len(scopes) > 0 {
 		chain = append(chain, ginauth.RequireScopes(d.Auth, scopes...))
@@ -196,64 +185,41 @@ func requireAuth(d Deps, scopes []string) gin.HandlersChain {
 	return chain
 }
 
+// underTodos reports whether path is a todo route's, or would be one.
+func underTodos(path string) bool {
+	return path == "/todos" || strings.HasPrefix(path, "/todos/")
+}
+
+// handleNotFound and handleMethodNotAllowed answer what no route took. On
+// the todo paths the answer is private too, as the routes' own are; 404 and
+// 405 are cacheable by default (RFC 9111 §4.2.2), so the others say
+// no-store.
 func handleNotFound(c *gin.Context) {
+	unmatched(c)
 	writeProblem(c.Writer, http.StatusNotFound, "no such resource")
 }
 
 func handleMethodNotAllowed(c *gin.Context) {
+	unmatched(c)
 	writeProblem(c.Writer, http.StatusMethodNotAllowed, "method not allowed on this resource")
 }
 
+func unmatched(c *gin.Context) {
+	h := c.Writer.Header()
+	if underTodos(c.Request.URL.Path) {
+		h.Set("Cache-Control", "private, no-store")
+		addVary(h, "Origin", "Cookie", "Authorization")
+		return
+	}
+	h.Set("Cache-Control", "no-store")
+}
+
 func writeProblem(w http.ResponseWriter, status int, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"type": "about:blank", "title": http.StatusText(status), "status": status, "detail": detail,
-	})
+	httpserve.WriteProblem(w, status, detail)
 }
 
-var requestIDPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
-// requestLog gives each request an id (the caller's X-Request-Id when it is
-// sane) and logs one line when it ends. It logs the path without the
-// query string and no header but the id: no token, cookie or secret.
-func requestLog(logger *slog.Logger) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		start := time.Now()
-		id := c.GetHeader("X-Request-Id")
-		if !requestIDPattern.MatchString(id) {
-			id = rand.Text()[:16]
-		}
-		c.Header("X-Request-Id", id)
-		c.Next()
-		level := slog.LevelInfo
-		if c.Writer.Status() >= 500 {
-			level = slog.LevelError
-		}
-		logger.LogAttrs(c.Request.Context(), level, "request",
-			slog.String("request_id", id),
-			slog.String("method", c.Request.Method),
-			slog.String("path", c.Request.URL.Path),
-			slog.String("route", c.FullPath()),
-			slog.Int("status", c.Writer.Status()),
-			slog.Duration("duration", time.Since(start)),
-		)
-	}
-}
-
-// recovery turns a panic into a 500 problem, logged without request data.
-func recovery(logger *slog.Logger) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		defer func() {
-			if v := recover(); v != nil {
-				if err, ok := v.(error); ok && errors.Is(err, http.ErrAbortHandler) {
-					panic(v)
-				}
-				logger.Error("panic in handler", "route", c.FullPath(), "panic", v)
-				c.Abort()
-				writeProblem(c.Writer, http.StatusInternalServerError, "internal error")
-			}
-		}()
-		c.Next()
-	}
+// namedRoute tells the request log which route matched.
+func namedRoute(c *gin.Context) {
+	httpserve.SetRoute(c.Request, c.FullPath())
+	c.Next()
 }

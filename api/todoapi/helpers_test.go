@@ -1,4 +1,4 @@
-package api
+package todoapi
 
 import (
 	"context"
@@ -33,15 +33,16 @@ func testConfig(tb testing.TB, is *authtest.Issuer) Config {
 
 // mustBuild builds the real todo API handler from cfg, as the todo-api
 // program does. When ready is set it waits until /readyz answers 200.
-func mustBuild(tb testing.TB, cfg Config, ready bool) http.Handler {
+func mustBuild(tb testing.TB, cfg Config, ready bool) *Server {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
-	h, closeDB, err := Build(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	h, err := New(ctx, cfg)
 	if err != nil {
-		tb.Fatalf("Build: %v", err)
+		tb.Fatalf("New: %v", err)
 	}
-	tb.Cleanup(func() { _ = closeDB() })
+	tb.Cleanup(func() { _ = h.Close() })
 	if !ready {
 		return h
 	}

@@ -1,0 +1,169 @@
+package todoapi
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/introspection"
+	"github.com/tollgate-dev/tollgate/middleware"
+	"github.com/tollgate-dev/tollgate/todos"
+)
+
+// Config is the todo API's configuration, one field per setting of the
+// todo-api program (the setting's name is in each comment; see the README).
+// This package owns every default and every check: a zero field means the
+// default of DefaultConfig, except where its comment says otherwise, and
+// New reports every problem at once, naming the settings.
+type Config struct {
+	ListenAddr  string // LISTEN_ADDR, used by cmd/todo-api
+	DatabaseURL string // DATABASE_URL: "sqlite:PATH" or "postgres://…"
+
+	AuthMode   middleware.Mode // AUTH_MODE
+	Issuer     string          // ISSUER, required
+	Audiences  []string        // AUDIENCE, required unless AuthMode is introspection
+	JWKSURL    string          // JWKS_URL; empty: from discovery
+	Algorithms []string        // JWT_ALGORITHMS
+	HMACSecret string          // JWT_HMAC_SECRET
+	ClockSkew  time.Duration   // CLOCK_SKEW; negative: no leeway
+	// RequireATJWT demands typ at+jwt (RFC 9068): REQUIRE_AT_JWT.
+	RequireATJWT bool
+
+	IntrospectionURL          string        // INTROSPECTION_URL; empty: from discovery
+	IntrospectionClientID     string        // INTROSPECTION_CLIENT_ID, required unless IntrospectionAuth is none
+	IntrospectionClientSecret string        // INTROSPECTION_CLIENT_SECRET
+	IntrospectionAuth         string        // INTROSPECTION_AUTH: basic, post or none
+	IntrospectionCacheTTL     time.Duration // INTROSPECTION_CACHE_TTL; negative: no cache
+	IntrospectionTimeout      time.Duration // INTROSPECTION_TIMEOUT
+	// IntrospectionMaxInFlight bounds the introspection requests in
+	// flight at once: INTROSPECTION_MAX_IN_FLIGHT.
+	IntrospectionMaxInFlight int
+	// IntrospectionRateLimit bounds the new introspection requests per
+	// second; 0 means no limit: INTROSPECTION_RATE_LIMIT.
+	IntrospectionRateLimit int
+
+	TokenCookies []string // TOKEN_COOKIE
+	// CORSAllowedOrigins are the origins allowed to call with credentials
+	// (CORS_ALLOWED_ORIGINS); New puts them in the form browsers send (see
+	// middleware.NormalizeOrigin), so CORS and the cookie check agree.
+	CORSAllowedOrigins []string
+	// ReadScopes and WriteScopes are what the routes need
+	// (REQUIRED_SCOPES_READ, REQUIRED_SCOPES_WRITE). Empty means no scope
+	// check, not the default: DefaultConfig holds todos:read and todos:write.
+	ReadScopes  []string
+	WriteScopes []string
+
+	// BaseURL is the public URL of the API, for todo urls and links
+	// (BASE_URL); empty: taken from each request.
+	BaseURL          string
+	MaxTodosPerOwner int   // MAX_TODOS_PER_USER
+	MaxBodyBytes     int64 // largest request body
+	ShutdownTimeout  time.Duration
+
+	// Logger receives the request log and everything else; nil:
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the default of every setting; cmd/todo-api shows
+// them in --help.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddr:               ":8080",
+		DatabaseURL:              "sqlite:todos.db",
+		AuthMode:                 middleware.ModeJWT,
+		Algorithms:               slices.Clone(middleware.DefaultAlgorithms),
+		ClockSkew:                middleware.DefaultClockSkew,
+		IntrospectionAuth:        introspection.AuthBasic.String(),
+		IntrospectionCacheTTL:    introspection.DefaultCacheTTL,
+		IntrospectionTimeout:     introspection.DefaultTimeout,
+		IntrospectionMaxInFlight: introspection.DefaultMaxInFlight,
+		TokenCookies:             slices.Clone(middleware.DefaultCookieNames),
+		ReadScopes:               []string{"todos:read"},
+		WriteScopes:              []string{"todos:write"},
+		MaxTodosPerOwner:         todos.DefaultMaxTodosPerOwner,
+		MaxBodyBytes:             todos.DefaultMaxBodyBytes,
+		ShutdownTimeout:          20 * time.Second,
+	}
+}
+
+// setDefaults fills the zero fields from DefaultConfig (not the scopes,
+// whose empty value means "no check").
+func (c *Config) setDefaults() {
+	d := DefaultConfig()
+	orDefault(&c.ListenAddr, d.ListenAddr)
+	orDefault(&c.DatabaseURL, d.DatabaseURL)
+	orDefault(&c.AuthMode, d.AuthMode)
+	orDefault(&c.IntrospectionAuth, d.IntrospectionAuth)
+	orDefault(&c.IntrospectionTimeout, d.IntrospectionTimeout)
+	orDefault(&c.IntrospectionMaxInFlight, d.IntrospectionMaxInFlight)
+	orDefault(&c.MaxTodosPerOwner, d.MaxTodosPerOwner)
+	orDefault(&c.MaxBodyBytes, d.MaxBodyBytes)
+	orDefault(&c.ShutdownTimeout, d.ShutdownTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	// Algorithms, ClockSkew, IntrospectionCacheTTL and TokenCookies keep
+	// their zero value: the middleware and the introspection client apply
+	// the same defaults to it.
+}
+
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// validate reports the problems that the packages below would not name by
+// setting, and normalises CORSAllowedOrigins once for everything that
+// reads them.
+func (c *Config) validate() error {
+	var errs []error
+	origins, err := normalizeOrigins(c.CORSAllowedOrigins)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.CORSAllowedOrigins = origins
+	if c.Issuer == "" {
+		errs = append(errs, errors.New("ISSUER is required"))
+	}
+	if c.AuthMode != middleware.ModeIntrospection && len(c.Audiences) == 0 {
+		errs = append(errs, fmt.Errorf("AUDIENCE is required in %s mode", c.AuthMode))
+	}
+	method, err := introspection.ParseAuthMethod(c.IntrospectionAuth)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("INTROSPECTION_AUTH: %w", err))
+	} else if c.AuthMode != middleware.ModeJWT && method != introspection.AuthNone && c.IntrospectionClientID == "" {
+		errs = append(errs, fmt.Errorf("INTROSPECTION_CLIENT_ID is required in %s mode unless INTROSPECTION_AUTH=none", c.AuthMode))
+	}
+	if c.MaxTodosPerOwner < 0 {
+		errs = append(errs, errors.New("MAX_TODOS_PER_USER: must be at least 1"))
+	}
+	if c.IntrospectionMaxInFlight < 0 {
+		errs = append(errs, errors.New("INTROSPECTION_MAX_IN_FLIGHT: must be at least 1"))
+	}
+	if c.IntrospectionRateLimit < 0 {
+		errs = append(errs, errors.New("INTROSPECTION_RATE_LIMIT: must be 0 (no limit) or more"))
+	}
+	return errors.Join(errs...)
+}
+
+// normalizeOrigins returns origins in the form browsers send, each once,
+// and one error per origin that is not scheme://host[:port], naming the
+// setting.
+func normalizeOrigins(origins []string) ([]string, error) {
+	out := make([]string, 0, len(origins))
+	var errs []error
+	for _, o := range origins {
+		n, err := middleware.NormalizeOrigin(o)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("CORS_ALLOWED_ORIGINS: %w", err))
+		} else if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, errors.Join(errs...)
+}

@@ -1,0 +1,127 @@
+package todoapi
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/tollgate-dev/tollgate/internal/gormdb"
+	"github.com/tollgate-dev/tollgate/introspection"
+	"github.com/tollgate-dev/tollgate/middleware"
+	"github.com/tollgate-dev/tollgate/todos"
+)
+
+// Server is the todo API: every route of openapi.yaml (see routes.go)
+// behind CORS, request logging and metrics.
+type Server struct {
+	handler http.Handler
+	engine  *gin.Engine // for the test of the routes against openapi.yaml
+	db      *sql.DB
+}
+
+// New builds the todo API from cfg: it checks every setting, sets up token
+// verification (discovering the issuer's metadata when needed), and opens
+// and migrates the database. Background work (the key refresh) stops when
+// ctx ends; Close releases the database.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	m := newMetrics()
+	authCfg := middleware.Config{
+		Mode:           cfg.AuthMode,
+		Issuer:         cfg.Issuer,
+		Audiences:      cfg.Audiences,
+		JWKSURL:        cfg.JWKSURL,
+		Algorithms:     cfg.Algorithms,
+		ClockSkew:      cfg.ClockSkew,
+		RequireATJWT:   cfg.RequireATJWT,
+		CookieNames:    cfg.TokenCookies,
+		AllowedOrigins: cfg.CORSAllowedOrigins,
+		Realm:          "todo-api",
+		Logger:         logger,
+		OnOutcome:      m.onOutcome,
+		OnKeyRefresh:   m.onKeyRefresh,
+	}
+	if cfg.HMACSecret != "" {
+		authCfg.HMACSecret = []byte(cfg.HMACSecret)
+	}
+	if cfg.AuthMode != middleware.ModeJWT {
+		method, err := introspection.ParseAuthMethod(cfg.IntrospectionAuth)
+		if err != nil {
+			return nil, fmt.Errorf("INTROSPECTION_AUTH: %w", err)
+		}
+		ic := &introspection.Client{
+			Endpoint:     cfg.IntrospectionURL,
+			ClientID:     cfg.IntrospectionClientID,
+			ClientSecret: cfg.IntrospectionClientSecret,
+			AuthMethod:   method,
+			CacheTTL:     cfg.IntrospectionCacheTTL,
+			Timeout:      cfg.IntrospectionTimeout,
+			MaxInFlight:  cfg.IntrospectionMaxInFlight,
+			RateLimit:    float64(cfg.IntrospectionRateLimit),
+			Logger:       logger,
+		}
+		if cfg.IntrospectionCacheTTL < 0 {
+			ic.InactiveCacheTTL = -1
+		}
+		authCfg.Introspector = ic
+	}
+	auth, err := middleware.New(ctx, authCfg)
+	if err != nil {
+		return nil, err
+	}
+	db, err := gormdb.Open(ctx, cfg.DatabaseURL, logger)
+	if err != nil {
+		return nil, err
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	store, err := todos.NewStore(db, todos.StoreConfig{MaxTodosPerOwner: cfg.MaxTodosPerOwner})
+	if err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	if err := store.Migrate(ctx); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("migrating the database: %w", err)
+	}
+	handlers, err := todos.NewHandlers(store, todos.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger})
+	if err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	h, engine := newHandler(deps{
+		Auth:               auth,
+		Todos:              handlers,
+		ReadScopes:         cfg.ReadScopes,
+		WriteScopes:        cfg.WriteScopes,
+		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		Ready: []Pinger{
+			PingFunc(func(ctx context.Context) error {
+				if err := sqlDB.PingContext(ctx); err != nil {
+					return errors.New("database unreachable")
+				}
+				return nil
+			}),
+			auth,
+		},
+		Logger:  logger,
+		metrics: m,
+	})
+	return &Server{handler: h, engine: engine, db: sqlDB}, nil
+}
+
+// ServeHTTP serves the todo API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Close releases the database.
+func (s *Server) Close() error { return s.db.Close() }
