@@ -12,15 +12,13 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/gin-gonic/gin"
 	"golang.org/x/oauth2"
 )
 
 // handleLogin starts a login: a fresh state, PKCE verifier and nonce, sealed
 // into a transaction cookie of their own, then a redirect to the
 // authorization endpoint.
-func (s *Server) handleLogin(c *gin.Context) {
-	w, r := c.Writer, c.Request
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	tx := transaction{
 		State:    rand.Text(), // 26 base32 characters: 130 bits
@@ -40,12 +38,12 @@ func (s *Server) handleLogin(c *gin.Context) {
 	name := s.names.txCookieName(tx.State)
 	value, err := s.sealer.sealJSON(name, tx)
 	if err != nil {
-		s.internalError(c, "seal transaction", err)
+		s.internalError(w, "seal transaction", err)
 		return
 	}
 	ck, err := s.cookie(s.txSpec(name), value, s.cfg.TransactionTTL)
 	if err != nil {
-		s.internalError(c, "transaction cookie", err)
+		s.internalError(w, "transaction cookie", err)
 		return
 	}
 	http.SetCookie(w, ck)
@@ -93,8 +91,7 @@ func (s *Server) capTransactions(w http.ResponseWriter, r *http.Request) {
 // handleCallback finishes a login: it checks state (and iss), exchanges the
 // code with the PKCE verifier, verifies the ID token and its nonce, and sets
 // the cookies.
-func (s *Server) handleCallback(c *gin.Context) {
-	w, r := c.Writer, c.Request
+func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	// The URL carries the authorization code: send it nowhere.
 	w.Header().Set("Referrer-Policy", "no-referrer")
 	q := r.URL.Query()
@@ -103,7 +100,7 @@ func (s *Server) handleCallback(c *gin.Context) {
 		// Delete both: which one this login set cannot be told.
 		s.expirePlanted(w, s.txSpec(name), txReadPaths)
 		s.expire(w, s.txSpec(name))
-		s.callbackFailed(c, http.StatusBadRequest, "bad_state", errorPage{
+		s.callbackFailed(w, r, http.StatusBadRequest, "bad_state", errorPage{
 			Title:   "This sign-in link is no longer valid",
 			Message: "The browser sent two different cookies for this sign-in, so it was refused. Please sign in again.",
 		}, "two different transaction cookies")
@@ -111,7 +108,7 @@ func (s *Server) handleCallback(c *gin.Context) {
 	}
 	tx, txName, ok := s.openTransaction(r, q.Get("state"))
 	if !ok {
-		s.callbackFailed(c, http.StatusBadRequest, "bad_state", errorPage{
+		s.callbackFailed(w, r, http.StatusBadRequest, "bad_state", errorPage{
 			Title:   "This sign-in link is no longer valid",
 			Message: "The sign-in took too long, was started in another browser, or was already finished. Please sign in again.",
 		}, "")
@@ -124,7 +121,7 @@ func (s *Server) handleCallback(c *gin.Context) {
 	// RFC 9207: when the server sends iss, or promises to, it must be ours.
 	iss, hasIss := q["iss"]
 	if (hasIss && (len(iss) != 1 || iss[0] != s.cfg.Issuer)) || (!hasIss && s.meta.IssParameter) {
-		s.callbackFailed(c, http.StatusBadRequest, "iss_mismatch", errorPage{
+		s.callbackFailed(w, r, http.StatusBadRequest, "iss_mismatch", errorPage{
 			Title:    "Sign-in refused",
 			Message:  "The answer did not come from the expected sign-in server (RFC 9207 issuer mismatch), so it was ignored.",
 			RetryURL: retry,
@@ -145,12 +142,12 @@ func (s *Server) handleCallback(c *gin.Context) {
 			page.Title = "Sign-in cancelled"
 			page.Message = "Access was denied, so you are not signed in."
 		}
-		s.callbackFailed(c, status, outcome, page, e)
+		s.callbackFailed(w, r, status, outcome, page, e)
 		return
 	}
 	code := q.Get("code")
 	if code == "" {
-		s.callbackFailed(c, http.StatusBadRequest, "authorization_error", errorPage{
+		s.callbackFailed(w, r, http.StatusBadRequest, "authorization_error", errorPage{
 			Title: "Sign-in failed", Message: "The sign-in server sent no authorization code.", RetryURL: retry,
 		}, "missing_code")
 		return
@@ -169,11 +166,11 @@ func (s *Server) handleCallback(c *gin.Context) {
 			w.Header().Set("Cache-Control", "no-store")
 			http.Redirect(w, r, loginPath+"?"+url.Values{"error": {"expired"}, "returnTo": {tx.ReturnTo}}.Encode(), http.StatusSeeOther)
 		case result == "unavailable":
-			s.callbackFailed(c, http.StatusServiceUnavailable, "unavailable", errorPage{
+			s.callbackFailed(w, r, http.StatusServiceUnavailable, "unavailable", errorPage{
 				Title: "The sign-in server is not answering", Message: "Please try again in a moment.", RetryURL: retry,
 			}, errCode)
 		default:
-			s.callbackFailed(c, http.StatusBadGateway, "token_error", errorPage{
+			s.callbackFailed(w, r, http.StatusBadGateway, "token_error", errorPage{
 				Title: "Sign-in failed", Message: "The sign-in server refused to issue tokens.", Code: errCode, RetryURL: retry,
 			}, errCode)
 		}
@@ -183,7 +180,7 @@ func (s *Server) handleCallback(c *gin.Context) {
 
 	idt, err := s.verifyIDToken(ctx, tok, tx.Nonce)
 	if err != nil {
-		s.callbackFailed(c, http.StatusBadGateway, "id_token_invalid", errorPage{
+		s.callbackFailed(w, r, http.StatusBadGateway, "id_token_invalid", errorPage{
 			Title: "Sign-in failed", Message: "The sign-in server's identity token did not verify.", RetryURL: retry,
 		}, err.Error())
 		return
@@ -199,7 +196,7 @@ func (s *Server) handleCallback(c *gin.Context) {
 	// the new cookies are set.
 	s.expireAllPlanted(w)
 	if err := s.setTokenCookies(w, tok, &sess, ""); err != nil {
-		s.callbackFailed(c, http.StatusBadGateway, "too_large", errorPage{
+		s.callbackFailed(w, r, http.StatusBadGateway, "too_large", errorPage{
 			Title:    "Sign-in failed",
 			Message:  "The sign-in server issued a token too large for a browser cookie (over 4 KB). Ask its administrator for smaller tokens (fewer claims or groups).",
 			RetryURL: retry,
@@ -248,15 +245,15 @@ func (s *Server) openTransaction(r *http.Request, state string) (transaction, st
 
 // callbackFailed counts, logs (the reason, never the code or a token) and
 // shows the error page.
-func (s *Server) callbackFailed(c *gin.Context, status int, outcome string, page errorPage, reason string) {
+func (s *Server) callbackFailed(w http.ResponseWriter, r *http.Request, status int, outcome string, page errorPage, reason string) {
 	s.metrics.callbacks.WithLabelValues(outcome).Inc()
 	level := slog.LevelInfo
 	if status >= 500 || outcome == "token_error" || outcome == "id_token_invalid" || outcome == "too_large" {
 		level = slog.LevelError
 	}
-	s.logger.LogAttrs(c.Request.Context(), level, "callback failed",
+	s.logger.LogAttrs(r.Context(), level, "callback failed",
 		slog.String("outcome", outcome), slog.String("reason", reason))
-	renderError(c.Writer, status, page)
+	renderError(w, status, page)
 }
 
 // idTokenInfo is what the exchange keeps from a verified ID token.
@@ -325,8 +322,7 @@ func classifyTokenError(err error) (result, code string) {
 	return "oauth_error", "invalid_response"
 }
 
-func (s *Server) internalError(c *gin.Context, what string, err error) {
+func (s *Server) internalError(w http.ResponseWriter, what string, err error) {
 	s.logger.Error("internal error", "what", what, "error", err)
-	writeProblem(c.Writer, http.StatusInternalServerError, "internal error")
-	c.Abort()
+	writeProblem(w, http.StatusInternalServerError, "internal error")
 }

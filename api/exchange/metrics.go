@@ -1,10 +1,10 @@
 package exchange
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -57,17 +57,45 @@ func newMetrics() *metrics {
 	return m
 }
 
-// observe counts every request by its route pattern.
-func (m *metrics) observe() gin.HandlerFunc {
-	return func(c *gin.Context) {
-		c.Next()
-		route := c.FullPath()
-		if route == "" {
-			route = "static"
-		}
-		m.requests.WithLabelValues(route, metriclabel.Method(c.Request.Method), strconv.Itoa(c.Writer.Status())).Inc()
-	}
+// observe runs h and counts the request by its route pattern. A handler
+// that panics is not counted.
+func (m *metrics) observe(route string, h http.HandlerFunc, w http.ResponseWriter, r *http.Request) {
+	rec := &statusRecorder{ResponseWriter: w}
+	h(rec, r)
+	m.requests.WithLabelValues(route, metriclabel.Method(r.Method), strconv.Itoa(rec.status())).Inc()
 }
+
+// statusRecorder remembers the status written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// status is the status written, or 200 when nothing was, as net/http then
+// answers.
+func (r *statusRecorder) status() int {
+	if r.code == 0 {
+		return http.StatusOK
+	}
+	return r.code
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (m *metrics) observeToken(grant, result string, start time.Time) {
 	m.tokenCall.WithLabelValues(grant, result).Observe(time.Since(start).Seconds())

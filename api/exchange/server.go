@@ -16,6 +16,8 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/tollgate-dev/tollgate/internal/httpserve"
 )
 
 // ErrDiscovery is returned by New when the issuer's discovery document
@@ -131,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics:      newMetrics(),
 		web:          web,
 	}
-	s.handler = s.routes()
+	s.handler = httpserve.Wrap(s.routes(), logger)
 	logger.Info("exchange ready", "issuer", cfg.Issuer, "client_id", cfg.ClientID,
 		"client_auth", method, "redirect_url", cfg.RedirectURL,
 		"revocation", meta.RevocationEndpoint != "", "end_session", meta.EndSessionEndpoint != "",
@@ -140,13 +142,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// ServeHTTP serves every endpoint.
+// ServeHTTP serves every endpoint, through httpserve.Wrap: a request id,
+// panic recovery and one request log line.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
 }
 
-// Handler returns s as an http.Handler.
-func (s *Server) Handler() http.Handler { return s.handler }
+// Close releases what New opened: nothing, since the exchange holds no
+// connection or background work. It is there so that the three servers are
+// served alike.
+func (s *Server) Close() error { return nil }
 
 // chooseAuthStyle turns CLIENT_AUTH into an explicit oauth2.AuthStyle, never
 // AuthStyleAutoDetect, which retries a refused request the other way (a

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -191,7 +192,51 @@ func TestRecovery(t *testing.T) {
 	s.sealer = nil // sealing the transaction now panics
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, httptest.NewRequestWithContext(t.Context(), http.MethodGet, loginPath, nil))
-	if w.Code != http.StatusInternalServerError || !strings.Contains(e.logs.String(), `"msg":"panic"`) {
+	if w.Code != http.StatusInternalServerError || !strings.Contains(e.logs.String(), `"msg":"panic in handler"`) {
 		t.Errorf("%d; logs:\n%s", w.Code, e.logs)
+	}
+}
+
+// TestMethodDispatch: each path answers its own methods only, HEAD on a GET
+// route included, with a problem+json 405 and Allow; other paths go to the
+// web page, unclean ones too (never a redirect to the clean path); the
+// metrics name the route pattern, or "static" for the page and every 405.
+func TestMethodDispatch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	tests := []struct {
+		method, target string
+		status         int
+		allow          string // the Allow header wanted
+		route          string // the metrics route label wanted
+	}{
+		{"HEAD", loginPath, 405, "GET", "static"},
+		{"HEAD", "/healthz", 405, "GET", "static"},
+		{"GET", "/healthz", 200, "", "/healthz"},
+		{"OPTIONS", refreshPath, 405, "POST, DELETE", "static"},
+		{"POST", refreshPath, 403, "", refreshPath},
+		{"DELETE", mePath, 405, "GET", "static"},
+		{"HEAD", "/", 200, "", "static"},
+		{"OPTIONS", "/", 405, "", "static"},
+		{"GET", "//login", 404, "", "static"},
+		{"GET", "/a/../login", 404, "", "static"},
+		{"GET", "/log%69n", 302, "", loginPath},
+	}
+	for _, tt := range tests {
+		before := e.metric("exchange_http_requests_total", "route", tt.route, "method", tt.method, "status", strconv.Itoa(tt.status))
+		w := httptest.NewRecorder()
+		e.ex.ServeHTTP(w, httptest.NewRequestWithContext(t.Context(), tt.method, tt.target, nil))
+		if w.Code != tt.status || w.Header().Get("Allow") != tt.allow {
+			t.Errorf("%s %s: %d, Allow %q; want %d, Allow %q", tt.method, tt.target, w.Code, w.Header().Get("Allow"), tt.status, tt.allow)
+		}
+		if w.Code == 405 && w.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s %s: 405 as %q, want problem+json", tt.method, tt.target, w.Header().Get("Content-Type"))
+		}
+		if w.Header().Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s %s: no security headers", tt.method, tt.target)
+		}
+		if after := e.metric("exchange_http_requests_total", "route", tt.route, "method", tt.method, "status", strconv.Itoa(tt.status)); after != before+1 {
+			t.Errorf("%s %s: not counted under route %q", tt.method, tt.target, tt.route)
+		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"embed"
 	"net/http"
 	"strings"
-
-	"github.com/gin-gonic/gin"
 )
 
 // embeddedWeb is the todo web page; Config.WebDir replaces it for
@@ -16,15 +14,15 @@ var embeddedWeb embed.FS
 
 // handleWeb serves the web page's static files, with a Content-Security-
 // Policy that lets its scripts talk to this server and the todo API only.
-func (s *Server) handleWeb(c *gin.Context) {
-	if c.Request.Method != http.MethodGet && c.Request.Method != http.MethodHead {
-		writeProblem(c.Writer, http.StatusMethodNotAllowed, "method not allowed")
+func (s *Server) handleWeb(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeProblem(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	h := c.Writer.Header()
+	h := w.Header()
 	h.Set("Content-Security-Policy", s.pageCSP())
 	h.Set("Cache-Control", "no-cache")
-	http.FileServerFS(s.web).ServeHTTP(c.Writer, c.Request)
+	http.FileServerFS(s.web).ServeHTTP(w, r)
 }
 
 func (s *Server) pageCSP() string {

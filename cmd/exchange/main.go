@@ -55,32 +55,41 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	logger := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: logLevel}))
 	cfg.Logger = logger
 
-	// The authorization server may still be starting (make run starts all
-	// three at once): retry discovery for a while before giving up.
-	var srv *exchange.Server
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	srv, err := newServer(ctx, cfg, logger)
+	if err != nil {
+		ln.Close()
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for discovery
+		}
+		return err
+	}
+	defer srv.Close()
+	return httpserve.Serve(ctx, ln, srv, httpserve.Options{Logger: logger, ShutdownTimeout: cfg.ShutdownTimeout, Ready: ready})
+}
+
+// newServer builds the exchange. The authorization server may still be
+// starting (make run starts all three at once): it retries discovery for
+// discoveryPatience before giving up, or until ctx ends.
+func newServer(ctx context.Context, cfg exchange.Config, logger *slog.Logger) (*exchange.Server, error) {
 	deadline := time.Now().Add(discoveryPatience)
 	for attempt := 0; ; attempt++ {
-		srv, err = exchange.New(ctx, cfg)
+		srv, err := exchange.New(ctx, cfg)
 		if err == nil || time.Now().After(deadline) || !errors.Is(err, exchange.ErrDiscovery) {
-			break
+			return srv, err
 		}
 		if attempt == 0 {
 			logger.Warn("the issuer's discovery document is not answering yet; retrying", "issuer", cfg.Issuer, "for", discoveryPatience)
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return nil, ctx.Err()
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return fmt.Errorf("LISTEN_ADDR: %w", err)
-	}
-	return httpserve.Serve(ctx, ln, srv, httpserve.Options{Logger: logger, ShutdownTimeout: cfg.ShutdownTimeout, Ready: ready})
 }
 
 func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io.Writer) (exchange.Config, slog.Level, error) {

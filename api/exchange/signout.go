@@ -1,0 +1,108 @@
+package exchange
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"golang.org/x/oauth2"
+)
+
+// handleLogout signs out: it revokes the refresh token at the server (RFC
+// 7009) when there is one and the server has a revocation endpoint, clears
+// every cookie, and answers with the server's end-session URL. Two
+// different refresh cookies revoke nothing (the first may be a planted
+// one, and revoking it would leave ours active); two different session
+// cookies give no id_token_hint.
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	revocation := "none"
+	amb := ambiguousCookies(r, s.names.refresh, s.names.session)
+	if len(amb) > 0 {
+		s.logger.Warn("sign-out: two different cookies of one name (planted by another host of the site?); not using them", "cookies", amb)
+	}
+	if slices.Contains(amb, s.names.refresh) {
+		revocation = "ambiguous_cookie"
+	} else if rc, ok := s.openRefreshCookie(r); ok {
+		s.grace.forget(rc.Token)
+		if s.meta.RevocationEndpoint != "" {
+			if err := s.revoke(r.Context(), rc.Token); err != nil {
+				revocation = "failed"
+				// Signing out locally still goes ahead: the person asked to.
+				s.logger.Error("sign-out: revocation failed", "error", err)
+			} else {
+				revocation = "ok"
+			}
+		}
+	}
+	var sess session
+	if v, ok := requestCookie(r, s.names.session); ok {
+		if s.sealer.openJSON(s.names.session, v, &sess) != nil {
+			sess = session{}
+		}
+	}
+	s.clearSessionCookies(w, r, true)
+	s.metrics.logouts.WithLabelValues(revocation).Inc()
+	if sess.Subject != "" {
+		s.logger.Info("signed out", "sub_hash", shortHash(sess.Subject), "revocation", revocation)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"end_session_url": s.endSessionURL(sess.IDToken),
+		"revoked":         revocation == "ok",
+	})
+}
+
+// endSessionURL is the server's end_session_endpoint with id_token_hint,
+// post_logout_redirect_uri and client_id (OpenID Connect RP-Initiated Logout
+// 1.0 §2), or "" when the server has none.
+func (s *Server) endSessionURL(idToken string) string {
+	if s.meta.EndSessionEndpoint == "" {
+		return ""
+	}
+	u, err := url.Parse(s.meta.EndSessionEndpoint)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+		return ""
+	}
+	q := u.Query()
+	if idToken != "" {
+		q.Set("id_token_hint", idToken)
+	}
+	q.Set("client_id", s.cfg.ClientID)
+	q.Set("post_logout_redirect_uri", s.cfg.PostLogoutRedirectURL)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// revoke asks the server to revoke refreshToken (RFC 7009 §2.1), which also
+// ends the access tokens issued with it on servers that support that.
+func (s *Server) revoke(ctx context.Context, refreshToken string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.HTTPTimeout)
+	defer cancel()
+	form := url.Values{"token": {refreshToken}, "token_type_hint": {"refresh_token"}}
+	if s.oauth.Endpoint.AuthStyle == oauth2.AuthStyleInParams {
+		form.Set("client_id", s.cfg.ClientID)
+		form.Set("client_secret", s.cfg.ClientSecret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.meta.RevocationEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if s.oauth.Endpoint.AuthStyle != oauth2.AuthStyleInParams {
+		// RFC 6749 §2.3.1: form-encode both before Basic, as oauth2 does.
+		req.SetBasicAuth(url.QueryEscape(s.cfg.ClientID), url.QueryEscape(s.cfg.ClientSecret))
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return errors.New("revocation endpoint unreachable")
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return errors.New("revocation endpoint answered " + resp.Status)
+	}
+	return nil
+}
