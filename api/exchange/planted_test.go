@@ -354,17 +354,16 @@ func TestRefreshCannotChangeSubject(t *testing.T) {
 				t.Errorf("refreshes{subject_mismatch} = %v, want 1", got)
 			}
 
-			// Without a session cookie, the refresh rebuilds it for the
-			// refresh cookie's subject, ID token or not. Its success also
-			// shows that the refused request did not use up bob's token
+			// With bob's own session, bob's refresh cookie works, ID token
+			// or not: so the refused request did not use up bob's token
 			// (devidp rotates and detects reuse).
-			r = e.newBrowser().do(http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", bobs)
+			r = e.newBrowser().do(http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", bobs+"; "+n.session+"="+attacker.cookieValue(n.session, "/"))
 			var sess session
 			if c := r.cookie(n.session); r.status != http.StatusOK || c == nil || e.ex.sealer.openJSON(n.session, c.Value, &sess) != nil {
-				t.Fatalf("refresh without a session cookie: %d %s", r.status, r.body)
+				t.Fatalf("refresh with bob's own cookies: %d %s", r.status, r.body)
 			}
 			if sess.Subject != "bob" {
-				t.Errorf("rebuilt session for %q, want bob", sess.Subject)
+				t.Errorf("renewed session for %q, want bob", sess.Subject)
 			}
 			var rc refreshCookie
 			if c := r.cookie(n.refresh); c == nil || e.ex.sealer.openJSON(n.refresh, c.Value, &rc) != nil || rc.Subject != "bob" {

@@ -54,7 +54,19 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 			sess = session{}
 		}
 	}
-	if sess.Subject != "" && sess.Subject != rc.Subject {
+	if sess.Subject == "" {
+		// The session cookie lives as long as the refresh cookie, so a
+		// browser of ours never holds one without the other. A refresh
+		// cookie alone may have been planted, with Domain=, by another
+		// host of the site (the __Host- session cookie cannot be): using
+		// it would sign this browser in as whoever it was issued to.
+		s.metrics.refreshes.WithLabelValues("no_session").Inc()
+		s.logger.Warn("refresh refused: a refresh cookie without a session cookie (planted by another host of the site?); signing out")
+		s.clearSessionCookies(w, r, false)
+		s.unauthorized(w, "not signed in: no session")
+		return
+	}
+	if sess.Subject != rc.Subject {
 		s.subjectMismatch(w, r, sess.Subject, rc.Subject, "the refresh cookie was issued to another subject than the session's")
 		return
 	}
@@ -97,8 +109,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 	if res.idt != nil {
 		sess.Name, sess.Email, sess.IDToken = truncateClaim(res.idt.Name), truncateClaim(res.idt.Email), res.idt.raw
 	}
-	// Equal to the session's and the ID token's when they name one; it
-	// also rebuilds a lost session cookie when the answer has no ID token.
+	// Equal to the session's (checked above) and the ID token's.
 	sess.Subject = rc.Subject
 	if sess.RefreshExpires == 0 || res.tok.RefreshToken == rc.Token {
 		sess.RefreshExpires = rc.Expires

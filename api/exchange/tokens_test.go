@@ -42,6 +42,7 @@ func TestRefreshRotation(t *testing.T) {
 	b.login("alice", "")
 	n := e.ex.names
 	access1, sealed1 := b.cookieValue(n.access, "/"), b.cookieValue(n.refresh, refreshPath)
+	sess1 := n.session + "=" + b.cookieValue(n.session, "/")
 	rt1 := e.refreshToken(b)
 	tokens := e.calls.count("/token")
 
@@ -71,7 +72,7 @@ func TestRefreshRotation(t *testing.T) {
 	// The old refresh token, after the grace window: the server refuses it.
 	e.clock.advance(DefaultRefreshGrace + time.Second)
 	old := e.newBrowser()
-	r = old.do(http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", n.refresh+"="+sealed1)
+	r = old.do(http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", n.refresh+"="+sealed1+"; "+sess1)
 	if r.status != http.StatusUnauthorized {
 		t.Fatalf("replayed refresh token: %d %s, want 401", r.status, r.body)
 	}
@@ -92,13 +93,14 @@ func TestRefreshGrace(t *testing.T) {
 	b.login("alice", "")
 	n := e.ex.names
 	sealed1 := b.cookieValue(n.refresh, refreshPath)
+	sess1 := n.session + "=" + b.cookieValue(n.session, "/")
 	tokens := e.calls.count("/token")
 
 	first := b.do(http.MethodPost, refreshPath, "X-CSRF", "1")
 	if first.status != http.StatusOK {
 		t.Fatalf("refresh: %d %s", first.status, first.body)
 	}
-	late := e.newBrowser().do(http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", n.refresh+"="+sealed1)
+	late := e.newBrowser().do(http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", n.refresh+"="+sealed1+"; "+sess1)
 	if late.status != http.StatusOK {
 		t.Fatalf("refresh with the replaced token within the grace window: %d %s", late.status, late.body)
 	}
@@ -129,7 +131,7 @@ func TestConcurrentRefreshes(t *testing.T) {
 	b := e.newBrowser()
 	b.login("alice", "")
 	n := e.ex.names
-	cookie := n.refresh + "=" + b.cookieValue(n.refresh, refreshPath)
+	cookie := n.refresh + "=" + b.cookieValue(n.refresh, refreshPath) + "; " + n.session + "=" + b.cookieValue(n.session, "/")
 	tokens := e.calls.count("/token")
 
 	const workers = 20
@@ -210,6 +212,7 @@ func TestSignOut(t *testing.T) {
 	b.login("alice", "")
 	n := e.ex.names
 	sealed := b.cookieValue(n.refresh, refreshPath)
+	sess1 := n.session + "=" + b.cookieValue(n.session, "/")
 	rt := e.refreshToken(b)
 	at := b.cookieValue(n.access, "/")
 	if !e.introspect(at) {
@@ -257,7 +260,7 @@ func TestSignOut(t *testing.T) {
 	}
 	// The revoked refresh token, even replayed within the grace window,
 	// gets nothing.
-	r = e.newBrowser().do(http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", n.refresh+"="+sealed)
+	r = e.newBrowser().do(http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", n.refresh+"="+sealed+"; "+sess1)
 	if r.status != http.StatusUnauthorized {
 		t.Errorf("refresh with the revoked token: %d %s", r.status, r.body)
 	}
@@ -275,13 +278,14 @@ func TestSignOutAfterRefresh(t *testing.T) {
 	b.login("alice", "")
 	n := e.ex.names
 	sealed1 := b.cookieValue(n.refresh, refreshPath)
+	sess1 := n.session + "=" + b.cookieValue(n.session, "/")
 	if r := b.do(http.MethodPost, refreshPath, "X-CSRF", "1"); r.status != http.StatusOK {
 		t.Fatalf("refresh: %d", r.status)
 	}
 	if r := b.do(http.MethodDelete, refreshPath, "X-CSRF", "1"); r.status != http.StatusOK {
 		t.Fatalf("sign-out: %d", r.status)
 	}
-	r := e.newBrowser().do(http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", n.refresh+"="+sealed1)
+	r := e.newBrowser().do(http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", n.refresh+"="+sealed1+"; "+sess1)
 	if r.status != http.StatusUnauthorized {
 		t.Errorf("refresh with the replaced token after sign-out: %d %s", r.status, r.body)
 	}
@@ -364,24 +368,30 @@ func TestWrongClientSecret(t *testing.T) {
 	}
 }
 
-// TestRefreshRebuildsSession: a browser that lost its session cookie (but
-// kept the refresh cookie) gets it back from the refreshed ID token.
-func TestRefreshRebuildsSession(t *testing.T) {
+// TestRefreshNeedsSession: a refresh cookie without the session cookie
+// (which lives as long as it, so our own browsers never hold one alone) is
+// refused before any token request: it may have been planted by another
+// host of the site, and would sign the browser in as its owner.
+func TestRefreshNeedsSession(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOptions{})
 	b := e.newBrowser()
 	b.login("bob", "")
 	n := e.ex.names
-	other := e.newBrowser()
-	r := other.do(http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", n.refresh+"="+b.cookieValue(n.refresh, refreshPath))
-	if r.status != http.StatusOK {
-		t.Fatalf("refresh: %d %s", r.status, r.body)
+	tokens := e.calls.count("/token")
+	r := e.newBrowser().do(http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", n.refresh+"="+b.cookieValue(n.refresh, refreshPath))
+	if r.status != http.StatusUnauthorized || !strings.Contains(r.body, "no session") {
+		t.Fatalf("refresh without a session cookie: %d %s, want 401 no session", r.status, r.body)
 	}
-	var sess session
-	if c := r.cookie(n.session); c == nil || e.ex.sealer.openJSON(n.session, c.Value, &sess) != nil {
-		t.Fatalf("no session cookie: %v", r.cookies)
+	if got := e.calls.count("/token") - tokens; got != 0 {
+		t.Errorf("%d token requests, want none", got)
 	}
-	if sess.Subject != "bob" || sess.Name != "Bob Example" || sess.IDToken == "" || sess.RefreshExpires == 0 {
-		t.Errorf("rebuilt session %+v", sess)
+	e.checkCleared(t, r)
+	if got := e.metric("exchange_refreshes_total", "outcome", "no_session"); got != 1 {
+		t.Errorf("refreshes{no_session} = %v, want 1", got)
+	}
+	// bob's own browser, with both cookies, still refreshes.
+	if r := b.do(http.MethodPost, refreshPath, "X-CSRF", "1"); r.status != http.StatusOK {
+		t.Errorf("refresh with both cookies: %d %s", r.status, r.body)
 	}
 }
