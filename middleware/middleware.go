@@ -121,10 +121,10 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 		var until time.Time
 		p, until, err = a.intro.verify(r.Context(), token)
 		if err != nil {
-			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), tokenAttr(key), errAttr(err))
+			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
 			return p, false, src, err
 		}
-		p.TokenHash = key.short()
+		p.TokenHash = key.Short()
 		// Kept no longer than the introspection client keeps the answer,
 		// so revocation takes effect as its CacheTTL says; meanwhile a
 		// token seen again costs what a JWT does, one hash and a lookup.
@@ -134,10 +134,10 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 	}
 	p, err = a.jwt.verify(r.Context(), token)
 	if err != nil {
-		a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), tokenAttr(key), errAttr(err))
+		a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
 		return p, false, src, err
 	}
-	p.TokenHash = key.short()
+	p.TokenHash = key.Short()
 	a.cache.put(key, p, now)
 	p.Source = src
 	return p, false, src, nil
