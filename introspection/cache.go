@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// key is the SHA-256 of a token: the cache never holds a token itself.
-type key = [32]byte
+// key is the SHA-256 of a token (HashToken): the cache never holds a token
+// itself.
+type key = TokenHash
 
 // entry is a cached verdict: resp for an active token, nil for an
 // inactive one, with err saying why (nil: ErrInactive).
@@ -39,6 +40,14 @@ func (e entry) result() (*Response, error) {
 // that would expire soonest: it has the least cache life left to lose. The
 // worst case, evicting a token in heavy use, costs one extra introspection
 // call.
+//
+// The middleware's verified-token cache (middleware/cache.go) is a separate
+// bounded map on the same TokenHash keys, on purpose: it holds only accepted
+// callers, whose loss costs a local signature check, so it evicts a tenth
+// at a time; this one also holds inactive verdicts, whose loss costs a call
+// to the authorization server, so it evicts one well-chosen entry per
+// insert. This package must not depend on the middleware, and sharing
+// would mean exporting a cache type here for the middleware alone.
 type cache struct {
 	mu  sync.RWMutex
 	max int

@@ -2,9 +2,7 @@ package introspection
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -348,33 +346,11 @@ func (c *Client) Introspect(ctx context.Context, token string) (*Response, error
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("introspection: %w", err)
 	}
-	k := hashToken(token)
+	k := HashToken(token)
 	if e, ok := s.lookup(k); ok {
 		return e.result()
 	}
 	return s.wait(ctx, k, token)
-}
-
-// scratch holds buffers for hashing tokens without an allocation per call.
-var scratch = sync.Pool{New: func() any { return new([]byte) }}
-
-// maxScratch is the longest token hashed through scratch, so that one huge
-// token does not pin a huge buffer in the pool.
-const maxScratch = 8 << 10
-
-// hashToken returns the SHA-256 of token. It copies the token into a pooled
-// buffer, because []byte(token) allocates for tokens over 32 bytes, and wipes
-// the copy afterwards.
-func hashToken(token string) key {
-	if len(token) > maxScratch {
-		return sha256.Sum256([]byte(token))
-	}
-	b := scratch.Get().(*[]byte)
-	*b = append((*b)[:0], token...)
-	k := sha256.Sum256(*b)
-	clear(*b)
-	scratch.Put(b)
-	return k
 }
 
 // wait joins or starts the shared lookup of token and waits for it or for
@@ -480,7 +456,7 @@ func (s *state) fetchAndStore(ctx context.Context, k key, token string) (*Respon
 	start := time.Now()
 	resp, err := s.fetch(ctx, token)
 	now := s.now()
-	hash := slog.String("token", hex.EncodeToString(k[:4]))
+	hash := k.LogAttr()
 
 	switch {
 	case err == nil:

@@ -70,8 +70,9 @@
 //     ErrUnavailable; a resource server answers 503 with Retry-After.
 //   - The caller's ctx ending returns its ctx.Err(), wrapped.
 //
-// Neither errors nor log records ever contain the token; logs name it by the
-// first 8 hex digits of its SHA-256.
+// Neither errors nor log records ever contain the token; logs name it in the
+// field token_sha256, the first 12 hex digits of its SHA-256 (HashToken,
+// TokenHash.LogAttr), the same field the middleware logs.
 //
 // # Cache (RFC 7662 §4)
 //

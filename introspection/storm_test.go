@@ -199,7 +199,7 @@ func waiters(c *Client, token string) int {
 	s := c.state
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if f, ok := s.flights[hashToken(token)]; ok {
+	if f, ok := s.flights[HashToken(token)]; ok {
 		return f.waiters
 	}
 	return 0

@@ -37,7 +37,9 @@ func TestIntrospectedKindsAndBindings(t *testing.T) {
 	is.EnableIntrospection()
 	a := mustAuthenticator(t, is, func(c *middleware.Config) {
 		c.Mode = middleware.ModeIntrospection
+		_, endpoint := discoverIntrospection(t, is)
 		c.Introspector = &introspection.Client{
+			Endpoint: endpoint,
 			ClientID: authtest.IntrospectionClientID, ClientSecret: authtest.IntrospectionClientSecret,
 			Logger: quiet(), // default caches: 60s active, 5s inactive
 		}
@@ -118,7 +120,8 @@ func TestBoundJWTNeverCached(t *testing.T) {
 			a := mustAuthenticator(t, is, func(c *middleware.Config) {
 				c.Mode = mode
 				if mode == middleware.ModeHybrid {
-					c.Introspector = &introspection.Client{ClientID: authtest.IntrospectionClientID, ClientSecret: authtest.IntrospectionClientSecret, Logger: quiet()}
+					_, endpoint := discoverIntrospection(t, is)
+					c.Introspector = &introspection.Client{Endpoint: endpoint, ClientID: authtest.IntrospectionClientID, ClientSecret: authtest.IntrospectionClientSecret, Logger: quiet()}
 				}
 				c.OnOutcome = seen.add
 			})

@@ -1,28 +1,19 @@
 package middleware
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"sync"
 	"time"
-	"unsafe"
 
+	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
-// tokenKey is the SHA-256 of a token: the cache never holds tokens, and a
-// collision would need a second preimage.
-type tokenKey [sha256.Size]byte
+// tokenKey is the SHA-256 of a token, computed without copying it, the same
+// key the introspection client's cache uses: the cache never holds tokens,
+// and a collision would need a second preimage.
+type tokenKey = introspection.TokenHash
 
-func keyOf(token string) tokenKey {
-	// Hash the string's bytes in place: converting to []byte would copy a
-	// kilobyte on every request. Sum256 only reads its argument.
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
-}
-
-// short is the first 12 hex digits of the key: enough to follow one token
-// through the logs, useless for replaying it.
-func (k tokenKey) short() string { return hex.EncodeToString(k[:6]) }
+func keyOf(token string) tokenKey { return introspection.HashToken(token) }
 
 type cacheEntry struct {
 	p       principal.Principal
@@ -34,6 +25,16 @@ type cacheEntry struct {
 // expired entries and then arbitrary ones (Go's map iteration order is
 // random), which costs nothing on the hit path and cannot be steered by an
 // attacker into evicting one chosen entry.
+//
+// It is not the introspection client's cache (introspection/cache.go),
+// though both are bounded maps keyed by TokenHash, on purpose: this one
+// holds only accepted callers (a refusal is never cached here, so garbage
+// tokens cannot fill it), and a lost entry costs one local signature check,
+// so it evicts a tenth at a time, cheaply and rarely. The client's cache
+// also holds "inactive" verdicts and a lost entry costs a round trip to the
+// authorization server, so it evicts one entry per insert, choosing the
+// one with the least life left. With introspection both run: an answer is
+// kept here no longer than the client keeps it (putUntil).
 type verifiedCache struct {
 	mu      sync.RWMutex
 	entries map[tokenKey]cacheEntry

@@ -67,9 +67,14 @@ type Config struct {
 	// Mode is how tokens are verified; default ModeJWT.
 	Mode Mode
 	// Introspector answers for tokens in ModeIntrospection and ModeHybrid,
-	// typically an *introspection.Client. If it is an *introspection.Client
-	// with no Endpoint, New fills in the issuer's introspection_endpoint.
+	// typically an *introspection.Client, ready to use: New does not look
+	// inside it. To use the issuer's introspection_endpoint, discover it
+	// first (Discover, Metadata.IntrospectionURL) and pass that Metadata.
 	Introspector Introspector
+	// Metadata is the issuer's metadata when the caller has already
+	// discovered it (see Discover); New then takes jwks_uri from it instead
+	// of discovering again. Its Issuer must equal Issuer. Optional.
+	Metadata *Metadata
 
 	// Issuer is the expected iss claim, compared exactly as written
 	// (a trailing slash matters). Required.
@@ -231,6 +236,9 @@ func (c *Config) validate() error {
 				errs = append(errs, fmt.Errorf("middleware: unknown algorithm %q (known: %s)", alg, strings.Join(asymmetricAlgorithms, ", ")))
 			}
 		}
+	}
+	if c.Metadata != nil && c.Metadata.Issuer != c.Issuer {
+		errs = append(errs, fmt.Errorf("middleware: Metadata names issuer %q, want exactly %q", c.Metadata.Issuer, c.Issuer))
 	}
 	if c.JWKSURL != "" {
 		if err := checkHTTPURL(c.JWKSURL); err != nil {

@@ -18,6 +18,19 @@ type Metadata struct {
 	IntrospectionEndpoint string `json:"introspection_endpoint"`
 }
 
+// IntrospectionURL returns the issuer's introspection_endpoint, for an
+// introspection client's Endpoint, or a clear error when the issuer
+// publishes none or publishes something other than an http(s) URL.
+func (m *Metadata) IntrospectionURL() (string, error) {
+	if m.IntrospectionEndpoint == "" {
+		return "", fmt.Errorf("middleware: issuer %q publishes no introspection_endpoint; set the introspection URL", m.Issuer)
+	}
+	if err := checkHTTPURL(m.IntrospectionEndpoint); err != nil {
+		return "", fmt.Errorf("middleware: discovered introspection_endpoint: %w", err)
+	}
+	return m.IntrospectionEndpoint, nil
+}
+
 // Discover fetches the issuer's metadata: first
 // {issuer}/.well-known/openid-configuration, then the RFC 8414 location
 // /.well-known/oauth-authorization-server{path}. The document's issuer must

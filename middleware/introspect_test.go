@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync"
@@ -15,11 +16,14 @@ import (
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
 )
 
-// introspectingAuthenticator uses is's /introspect, found by discovery.
+// introspectingAuthenticator uses is's /introspect, found by discovery,
+// and passes the discovered metadata on to New.
 func introspectingAuthenticator(tb testing.TB, is *authtest.Issuer, mode middleware.Mode, edit func(*introspection.Client)) *middleware.Authenticator {
 	tb.Helper()
 	is.EnableIntrospection()
+	md, endpoint := discoverIntrospection(tb, is)
 	ic := &introspection.Client{
+		Endpoint:     endpoint,
 		ClientID:     authtest.IntrospectionClientID,
 		ClientSecret: authtest.IntrospectionClientSecret,
 		Timeout:      300 * time.Millisecond,
@@ -31,7 +35,23 @@ func introspectingAuthenticator(tb testing.TB, is *authtest.Issuer, mode middlew
 	return mustAuthenticator(tb, is, func(c *middleware.Config) {
 		c.Mode = mode
 		c.Introspector = ic
+		c.Metadata = md
 	})
+}
+
+// discoverIntrospection discovers is's metadata the way a program does
+// before building its introspection client.
+func discoverIntrospection(tb testing.TB, is *authtest.Issuer) (*middleware.Metadata, string) {
+	tb.Helper()
+	md, err := middleware.Discover(context.Background(), nil, is.URL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	endpoint, err := md.IntrospectionURL()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return md, endpoint
 }
 
 func TestIntrospectionMode(t *testing.T) {
@@ -194,11 +214,13 @@ func TestIntrospectionAnswerReuse(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			is := authtest.NewIssuer(t)
+			is.EnableIntrospection()
+			_, endpoint := discoverIntrospection(t, is)
 			ic := &introspection.Client{
+				Endpoint: endpoint,
 				ClientID: authtest.IntrospectionClientID, ClientSecret: authtest.IntrospectionClientSecret,
 				CacheTTL: tt.cacheTTL, InactiveCacheTTL: -1, Now: clock, Logger: quiet(),
 			}
-			is.EnableIntrospection()
 			a := mustAuthenticator(t, is, func(c *middleware.Config) {
 				c.Mode = middleware.ModeIntrospection
 				c.Introspector = ic
@@ -227,5 +249,71 @@ func TestIntrospectionAnswerReuse(t *testing.T) {
 				t.Fatalf("after the client's CacheTTL: %d, want 401", code)
 			}
 		})
+	}
+}
+
+// TestNewTakesIntrospectorAsGiven: New neither fills in nor validates an
+// introspection client; discovery is the caller's, and a Metadata passed in
+// is used instead of discovering again.
+func TestNewTakesIntrospectorAsGiven(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	is.EnableIntrospection()
+	md, _ := discoverIntrospection(t, is)
+	other := *md
+	other.JWKSURI = is.URL + "/jwks?from=metadata" // served too, but not what discovery says
+
+	tests := []struct {
+		name     string
+		mode     middleware.Mode
+		metadata *middleware.Metadata
+		wantErr  string
+		wantJWKS string
+	}{
+		{name: "introspection, no metadata", mode: middleware.ModeIntrospection},
+		{name: "hybrid discovers jwks_uri", mode: middleware.ModeHybrid, wantJWKS: is.URL + "/jwks"},
+		{name: "hybrid uses the metadata given", mode: middleware.ModeHybrid, metadata: &other, wantJWKS: other.JWKSURI},
+		{name: "metadata of another issuer", mode: middleware.ModeHybrid, metadata: &middleware.Metadata{Issuer: "https://evil.example", JWKSURI: is.URL + "/jwks"}, wantErr: "Metadata names issuer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ic := &introspection.Client{ClientID: authtest.IntrospectionClientID, Logger: quiet()}
+			a, err := middleware.New(t.Context(), middleware.Config{
+				Issuer: is.URL, Audiences: []string{authtest.Audience}, Mode: tt.mode,
+				Introspector: ic, Metadata: tt.metadata, Logger: quiet(),
+			})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ic.Endpoint != "" {
+				t.Fatalf("New set the client's Endpoint to %q", ic.Endpoint)
+			}
+			if a.JWKSURL() != tt.wantJWKS {
+				t.Fatalf("JWKSURL = %q, want %q", a.JWKSURL(), tt.wantJWKS)
+			}
+		})
+	}
+}
+
+func TestMetadataIntrospectionURL(t *testing.T) {
+	tests := []struct {
+		md      middleware.Metadata
+		want    string
+		wantErr string
+	}{
+		{md: middleware.Metadata{Issuer: "https://idp.example", IntrospectionEndpoint: "https://idp.example/introspect"}, want: "https://idp.example/introspect"},
+		{md: middleware.Metadata{Issuer: "https://idp.example"}, wantErr: `issuer "https://idp.example" publishes no introspection_endpoint`},
+		{md: middleware.Metadata{Issuer: "https://idp.example", IntrospectionEndpoint: "ftp://idp.example/i"}, wantErr: "introspection_endpoint"},
+	}
+	for _, tt := range tests {
+		got, err := tt.md.IntrospectionURL()
+		if got != tt.want || (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("%+v: got %q, %v; want %q, %q", tt.md, got, err, tt.want, tt.wantErr)
+		}
 	}
 }

@@ -24,8 +24,6 @@ func reasonAttr(err error) slog.Attr { return slog.String("reason", Reason(err))
 
 func sourceAttr(src principal.Source) slog.Attr { return slog.String("source", string(src)) }
 
-func tokenAttr(k tokenKey) slog.Attr { return slog.String("token_sha256", k.short()) }
-
 func subjectAttr(p principal.Principal) slog.Attr { return slog.String("sub", p.Subject) }
 
 // errAttr logs the cause of a refusal. Causes come from golang-jwt, keyfunc

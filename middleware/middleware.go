@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
@@ -22,9 +21,14 @@ type Authenticator struct {
 }
 
 // New checks cfg and returns an Authenticator. When JWKSURL is empty it
-// discovers it from the issuer's metadata, which must answer now. Keys are
-// fetched in the background until ctx ends; until they arrive requests
-// are answered 503 (see Ready).
+// takes jwks_uri from cfg.Metadata, or else discovers the issuer's
+// metadata, which must answer now. Keys are fetched in the background until
+// ctx ends; until they arrive requests are answered 503 (see Ready).
+//
+// cfg.Introspector is used as given: New neither inspects nor changes it.
+// A caller that takes the introspection endpoint from the issuer's metadata
+// discovers once (Discover, then Metadata.IntrospectionURL) and passes the
+// same Metadata here.
 func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
@@ -32,22 +36,10 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	}
 	a := &Authenticator{cfg: cfg, cache: newVerifiedCache(cfg.CacheSize, cfg.CacheMaxAge)}
 	wantJWKS := cfg.Mode != ModeIntrospection && len(cfg.HMACSecret) == 0
-	ic, _ := cfg.Introspector.(*introspection.Client)
-	var md *Metadata
-	if (wantJWKS && cfg.JWKSURL == "") || (ic != nil && ic.Endpoint == "") {
+	md := cfg.Metadata
+	if wantJWKS && cfg.JWKSURL == "" && md == nil {
 		var err error
 		if md, err = Discover(ctx, cfg.HTTPClient, cfg.Issuer); err != nil {
-			return nil, err
-		}
-	}
-	if ic != nil && ic.Endpoint == "" {
-		if md.IntrospectionEndpoint == "" {
-			return nil, fmt.Errorf("middleware: issuer %q publishes no introspection_endpoint; set the introspection URL", cfg.Issuer)
-		}
-		ic.Endpoint = md.IntrospectionEndpoint
-	}
-	if ic != nil {
-		if err := ic.Validate(); err != nil {
 			return nil, err
 		}
 	}
@@ -129,10 +121,10 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 		var until time.Time
 		p, until, err = a.intro.verify(r.Context(), token)
 		if err != nil {
-			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), tokenAttr(key), errAttr(err))
+			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
 			return p, false, src, err
 		}
-		p.TokenHash = key.short()
+		p.TokenHash = key.Short()
 		// Kept no longer than the introspection client keeps the answer,
 		// so revocation takes effect as its CacheTTL says; meanwhile a
 		// token seen again costs what a JWT does, one hash and a lookup.
@@ -142,10 +134,10 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 	}
 	p, err = a.jwt.verify(r.Context(), token)
 	if err != nil {
-		a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), tokenAttr(key), errAttr(err))
+		a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
 		return p, false, src, err
 	}
-	p.TokenHash = key.short()
+	p.TokenHash = key.Short()
 	a.cache.put(key, p, now)
 	p.Source = src
 	return p, false, src, nil

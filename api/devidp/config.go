@@ -33,13 +33,13 @@ var Scopes = []string{"openid", "profile", "email", "offline_access", "todos:rea
 // Config configures the server. Zero fields take the documented defaults.
 type Config struct {
 	// Issuer is the server's issuer identifier and the base URL of every
-	// endpoint. Required by New; Serve and ListenAndServe derive
-	// http://localhost:PORT from the listener when it is empty.
+	// endpoint. Required by New; cmd/devidp sets IssuerFor(listener
+	// address), http://localhost:PORT, when it is empty.
 	Issuer string
 
-	// ListenAddr is where ListenAndServe listens. Default 127.0.0.1:9000.
+	// ListenAddr is where Listen listens. Default 127.0.0.1:9000.
 	ListenAddr string
-	// AllowNonLoopback lets ListenAndServe listen on an address that other
+	// AllowNonLoopback lets Listen listen on an address that other
 	// machines can reach. Off by default: this server's secrets are public.
 	AllowNonLoopback bool
 
@@ -62,9 +62,10 @@ type Config struct {
 	// 2048-bit key, so a restart invalidates every token.
 	SigningKey *rsa.PrivateKey
 
-	// Logger receives one line per request (method, path, status; never a
-	// query, body, code or token) and why fosite refused a request. Default:
-	// discard. Serve and ListenAndServe set it to their logger.
+	// Logger receives the "DEVELOPMENT ONLY" warning, one line per request
+	// (httpserve.Wrap: id, method, path, route, status; never a query,
+	// body, code or token) and why fosite refused a request. Default:
+	// discard.
 	Logger *slog.Logger
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/api/devidp"
 	"github.com/tollgate-dev/tollgate/api/devidp/devidptest"
+	"github.com/tollgate-dev/tollgate/internal/httpserve"
 )
 
 const (
@@ -630,7 +632,7 @@ func TestEndSession(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	_, err := devidp.New(devidp.Config{
+	_, err := devidp.New(t.Context(), devidp.Config{
 		Issuer:  "ftp://x",
 		Clients: []devidp.Client{{ID: "a"}, {ID: "b", Secret: "s", RedirectURIs: []string{"/relative"}}},
 	})
@@ -672,7 +674,14 @@ func TestServeShutsDown(t *testing.T) {
 	issuer := devidp.IssuerFor(ln.Addr())
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- devidp.Serve(ctx, ln, devidp.Config{SigningKey: testKey()}, nil) }()
+	srv, err := devidp.New(ctx, devidp.Config{Issuer: issuer, SigningKey: testKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	go func() {
+		done <- httpserve.Serve(ctx, ln, srv, httpserve.Options{Logger: slog.New(slog.DiscardHandler)})
+	}()
 	var doc map[string]any
 	for i := 0; ; i++ {
 		resp, err := http.Get(issuer + "/.well-known/openid-configuration")

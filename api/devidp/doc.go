@@ -29,9 +29,9 @@
 // create the listener first:
 //
 //	ts := httptest.NewUnstartedServer(nil)
-//	srv, err := devidp.New(devidp.Config{Issuer: "http://" + ts.Listener.Addr().String()})
+//	srv, err := devidp.New(ctx, devidp.Config{Issuer: "http://" + ts.Listener.Addr().String()})
 //	if err != nil { … }
-//	ts.Config.Handler = srv.Handler()
+//	ts.Config.Handler = srv
 //	ts.Start()
 //
 // Package devidptest does exactly that, and drives the login form.

@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"text/tabwriter"
-	"time"
 )
 
 // ErrNonLoopback is returned by Listen for an address other machines could
@@ -64,60 +61,12 @@ func checkLoopback(ctx context.Context, addr string) error {
 }
 
 // IssuerFor returns http://localhost:PORT for a listener's address, the
-// issuer Serve uses when Config.Issuer is empty.
+// issuer cmd/devidp uses when Config.Issuer is empty.
 func IssuerFor(addr net.Addr) string {
 	if tcp, ok := addr.(*net.TCPAddr); ok {
 		return fmt.Sprintf("http://localhost:%d", tcp.Port)
 	}
 	return "http://" + addr.String()
-}
-
-// Serve serves on ln until ctx ends, then shuts down gracefully (at most 5s).
-// An empty cfg.Issuer becomes IssuerFor(ln.Addr()). It closes ln.
-func Serve(ctx context.Context, ln net.Listener, cfg Config, logger *slog.Logger) error {
-	if cfg.Issuer == "" {
-		cfg.Issuer = IssuerFor(ln.Addr())
-	}
-	if logger != nil {
-		cfg.Logger = logger
-	}
-	s, err := New(cfg)
-	if err != nil {
-		_ = ln.Close()
-		return err
-	}
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
-	}
-	s.logger.Warn("DEVELOPMENT ONLY: Tollgate development authorization server; never use it in production",
-		"issuer", s.cfg.Issuer, "addr", ln.Addr().String(),
-		"access_tokens", map[bool]string{false: "jwt", true: "opaque"}[s.cfg.OpaqueAccessTokens])
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("devidp: %w", err)
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("devidp: shutdown: %w", err)
-	}
-	s.logger.Info("devidp stopped")
-	return nil
-}
-
-// ListenAndServe is Listen then Serve.
-func ListenAndServe(ctx context.Context, cfg Config, logger *slog.Logger) error {
-	ln, err := Listen(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	return Serve(ctx, ln, cfg, logger)
 }
 
 // WriteBanner writes the loud start-up notice: development only, the issuer,

@@ -18,6 +18,8 @@ import (
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/token/jwt"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tollgate-dev/tollgate/internal/httpserve"
 )
 
 // Server is the development authorization server. It is safe for concurrent use.
@@ -29,10 +31,15 @@ type Server struct {
 	users   map[string]User // by username
 	clients map[string]Client
 	logger  *slog.Logger
+	handler http.Handler
 }
 
-// New builds a server from cfg. Its Issuer must be the URL clients reach it at.
-func New(cfg Config) (*Server, error) {
+// New builds a server from cfg, reporting every problem with cfg at once.
+// Its Issuer must be the URL clients reach it at (cmd/devidp uses
+// IssuerFor on its listener when none is set). The server has no background
+// work; ctx bounds only the set-up. New logs the loud "DEVELOPMENT ONLY"
+// warning to cfg.Logger, so every way of running it says so.
+func New(ctx context.Context, cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -103,7 +110,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	var fclients []fosite.Client
 	for _, c := range cfg.Clients {
-		hash, err := fc.ClientSecretsHasher.Hash(context.Background(), []byte(c.Secret))
+		hash, err := fc.ClientSecretsHasher.Hash(ctx, []byte(c.Secret))
 		if err != nil {
 			return nil, fmt.Errorf("devidp: hashing the secret of client %q: %w", c.ID, err)
 		}
@@ -152,13 +159,23 @@ func New(cfg Config) (*Server, error) {
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
 	).(*fosite.Fosite)
+	s.handler = httpserve.Wrap(s.routes(), s.logger)
+	s.logger.Warn("DEVELOPMENT ONLY: Tollgate development authorization server; never use it in production",
+		"issuer", cfg.Issuer, "access_tokens", map[bool]string{false: "jwt", true: "opaque"}[cfg.OpaqueAccessTokens])
 	return s, nil
 }
 
 // Issuer returns the issuer identifier.
 func (s *Server) Issuer() string { return s.cfg.Issuer }
 
-// Handler returns the HTTP handler serving every endpoint.
-func (s *Server) Handler() http.Handler {
-	return s.routes()
+// ServeHTTP serves every endpoint, through httpserve.Wrap: a request id,
+// panic recovery and one log line per request (never a query or body: they
+// carry codes, tokens and secrets).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
 }
+
+// Close returns nil: the server holds nothing that needs releasing (its
+// sessions and tokens live in memory). It is there for the common server
+// shape.
+func (s *Server) Close() error { return nil }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/api/devidp"
 	"github.com/tollgate-dev/tollgate/internal/envflag"
+	"github.com/tollgate-dev/tollgate/internal/httpserve"
 )
 
 func main() {
@@ -52,9 +53,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		_ = ln.Close()
 		return err
 	}
-	// The banner goes to stdout, request logs to stderr.
-	return devidp.Serve(ctx, ln, cfg, slog.New(slog.NewJSONHandler(stderr, nil)))
+	// The banner goes to stdout, logs (with New's DEVELOPMENT ONLY warning)
+	// to stderr.
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	cfg.Logger = logger
+	srv, err := devidp.New(ctx, cfg)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	defer srv.Close()
+	return httpserve.Serve(ctx, ln, srv, httpserve.Options{Logger: logger, ShutdownTimeout: shutdownTimeout})
 }
+
+// shutdownTimeout is how long requests in flight may finish at shutdown;
+// devidp's requests are short, and a developer waits for it at Ctrl-C.
+const shutdownTimeout = 5 * time.Second
 
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (devidp.Config, error) {
 	s := envflag.New("devidp", getenv, out)

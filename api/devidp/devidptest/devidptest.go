@@ -32,12 +32,12 @@ func Start(tb testing.TB, cfg devidp.Config) *Server {
 	tb.Helper()
 	ts := httptest.NewUnstartedServer(nil)
 	cfg.Issuer = "http://" + ts.Listener.Addr().String()
-	idp, err := devidp.New(cfg)
+	idp, err := devidp.New(tb.Context(), cfg)
 	if err != nil {
 		ts.Close()
 		tb.Fatal(err)
 	}
-	ts.Config.Handler = idp.Handler()
+	ts.Config.Handler = idp
 	ts.Start()
 	tb.Cleanup(ts.Close)
 	return &Server{Server: ts, IDP: idp}
