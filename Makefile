@@ -67,11 +67,14 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-## imports: reusable packages stay free of Gin and GORM; todos stays free of token code
+## imports: reusable packages stay free of Gin and GORM; todos stays free of token code; the exchange
+## links no database and no Gin; the servers under api/ do not import each other
 imports:
 	@! $(GO) list -deps ./middleware ./middleware/principal ./introspection | grep -E 'gin-gonic|gorm.io' || (echo "middleware or introspection imports gin or gorm" && false)
 	@! $(GO) list -deps ./middleware/principal ./introspection | grep -E 'golang-jwt|keyfunc' || (echo "principal or introspection imports token libraries" && false)
 	@if [ -d todos ]; then ! $(GO) list -deps ./todos | grep -E 'golang-jwt|keyfunc|tollgate/(middleware|introspection)$$' || (echo "todos imports token code" && false); fi
+	@! $(GO) list -deps ./cmd/exchange | grep -E 'gorm|pgx|sqlite|gin-gonic' || (echo "the exchange links the todo API's database or Gin" && false)
+	@for p in todoapi exchange devidp; do ! $(GO) list -deps ./api/$$p | grep -E 'tollgate/api/' | grep -v -x "github.com/tollgate-dev/tollgate/api/$$p" || { echo "api/$$p imports another server"; exit 1; }; done
 
 ## tools: install the pinned linters
 tools:

@@ -2,12 +2,11 @@ package exchange
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/tollgate-dev/tollgate/introspection"
 	"golang.org/x/oauth2"
 )
 
@@ -207,14 +206,14 @@ func (s *Server) openRefreshCookie(r *http.Request) (refreshCookie, bool) {
 // hashKey keys the refresh flights and the grace cache: the token itself is
 // never a map key that could end up in a dump.
 func hashKey(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return string(sum[:])
+	h := introspection.HashToken(token)
+	return string(h[:])
 }
 
-// shortHash identifies a subject or token in logs without revealing it.
+// shortHash identifies a subject in logs without revealing it, with the
+// same hash and length as every Tollgate package names a token.
 func shortHash(v string) string {
-	sum := sha256.Sum256([]byte(v))
-	return hex.EncodeToString(sum[:6])
+	return introspection.HashToken(v).Short()
 }
 
 // maxGraceEntries bounds the grace cache.

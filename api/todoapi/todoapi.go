@@ -57,8 +57,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("INTROSPECTION_AUTH: %w", err)
 		}
+		endpoint := cfg.IntrospectionURL
+		if endpoint == "" {
+			// Discover once: middleware.New takes jwks_uri from the same
+			// document instead of fetching it again.
+			md, err := middleware.Discover(ctx, nil, cfg.Issuer)
+			if err != nil {
+				return nil, err
+			}
+			if endpoint, err = md.IntrospectionURL(); err != nil {
+				return nil, err
+			}
+			authCfg.Metadata = md
+		}
 		ic := &introspection.Client{
-			Endpoint:     cfg.IntrospectionURL,
+			Endpoint:     endpoint,
 			ClientID:     cfg.IntrospectionClientID,
 			ClientSecret: cfg.IntrospectionClientSecret,
 			AuthMethod:   method,
@@ -70,6 +83,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		if cfg.IntrospectionCacheTTL < 0 {
 			ic.InactiveCacheTTL = -1
+		}
+		// Refuse bad introspection settings at start, not at the first
+		// request: middleware.New takes the client as it is.
+		if err := ic.Validate(); err != nil {
+			return nil, err
 		}
 		authCfg.Introspector = ic
 	}
