@@ -3,8 +3,6 @@ module github.com/tollgate-dev/tollgate
 go 1.26.8
 
 require (
-	github.com/MicahParks/jwkset v0.11.3
-	github.com/MicahParks/keyfunc/v3 v3.9.0
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/coreos/go-oidc/v3 v3.21.0
@@ -22,10 +20,15 @@ require (
 	golang.org/x/crypto v0.57.0
 	golang.org/x/oauth2 v0.37.0
 	golang.org/x/sync v0.24.0
-	golang.org/x/time v0.15.0
 	gorm.io/driver/postgres v1.6.3
 	gorm.io/driver/sqlite v1.6.0
 	gorm.io/gorm v1.31.2
+)
+
+require (
+	github.com/MicahParks/jwkset v0.11.3 // indirect
+	github.com/MicahParks/keyfunc/v3 v3.9.0 // indirect
+	golang.org/x/time v0.15.0 // indirect
 )
 
 require (
@@ -105,6 +108,9 @@ require (
 	github.com/spf13/viper v1.16.0 // indirect
 	github.com/stretchr/testify v1.12.1 // indirect
 	github.com/subosito/gotenv v1.4.2 // indirect
+	github.com/tollgate-dev/tollgate/introspection v0.1.0
+	github.com/tollgate-dev/tollgate/middleware v0.1.0
+	github.com/tollgate-dev/tollgate/middleware/ginauth v0.1.0
 	github.com/twitchyliquid64/golang-asm v0.15.1 // indirect
 	github.com/ugorji/go/codec v1.3.1 // indirect
 	github.com/vearutop/statigz v1.4.0 // indirect
@@ -138,3 +144,9 @@ require (
 	gopkg.in/ini.v1 v1.67.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+replace github.com/tollgate-dev/tollgate/introspection => ./introspection
+
+replace github.com/tollgate-dev/tollgate/middleware => ./middleware
+
+replace github.com/tollgate-dev/tollgate/middleware/ginauth => ./middleware/ginauth

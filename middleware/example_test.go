@@ -9,11 +9,8 @@ import (
 	"net/http/httptest"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
 	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
-	"github.com/tollgate-dev/tollgate/middleware/ginauth"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
@@ -33,24 +30,6 @@ func ExampleAuthenticator_Require() {
 	})
 	http.Handle("GET /todos", auth.Require(auth.RequireScopes("todos:read")(todos)))
 	log.Fatal(http.ListenAndServe(":8080", nil))
-}
-
-// Protect Gin routes with the same Authenticator.
-func Example_gin() {
-	auth, err := middleware.New(context.Background(), middleware.Config{
-		Issuer:    "https://auth.example.com/",
-		Audiences: []string{"todo-api"},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	r := gin.New()
-	api := r.Group("/", ginauth.Require(auth))
-	api.GET("/todos", ginauth.RequireScopes(auth, "todos:read"), func(c *gin.Context) {
-		p, _ := ginauth.Principal(c)
-		c.JSON(http.StatusOK, gin.H{"owner": p.Subject})
-	})
-	log.Fatal(r.Run(":8080"))
 }
 
 // A runnable round trip against the test issuer in middleware/authtest.
