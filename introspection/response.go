@@ -41,6 +41,10 @@ type Response struct {
 	// Claims holds every member of the answer as decoded JSON (numbers are
 	// float64), including the ones above and any the server adds.
 	Claims map[string]any
+	// Raw is the answer's JSON object as the server sent it, for decoding
+	// members into types of the caller's own with exact numbers (the
+	// middleware's principal.DecodeClaims reads it).
+	Raw json.RawMessage
 }
 
 // Scopes splits Scope into its scope tokens (RFC 6749 §3.3).
@@ -108,6 +112,7 @@ func parseResponse(body []byte) (*Response, error) {
 	if err := json.Unmarshal(body, &r.Claims); err != nil {
 		return nil, malformed("answer is not a JSON object: %v", err)
 	}
+	r.Raw = body
 	if err := r.CheckAccessToken(); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
 // Mode says how tokens are verified.
@@ -145,6 +148,33 @@ type Config struct {
 	OnKeyRefresh func(error)
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	// ValidateClaims, when set, is the application's own check of every
+	// caller (a tenant, azp or client_id, any custom rule). It runs after
+	// all built-in checks have passed, on every request, cache hits
+	// included: ctx is the request's context, so a rule may depend on the
+	// request (its tenant, say), and the verified-token cache, which holds
+	// only the outcome of the built-in checks, never lets a request past it.
+	// It must be fast and safe for concurrent use, and must not modify p's
+	// shared Claims and Scopes (principal.DecodeClaims gives a copy).
+	//
+	// A nil error accepts the caller. Otherwise the function chooses the
+	// answer with the sentinels: an error wrapping ErrScope is 403
+	// insufficient_scope, one wrapping ErrUnavailable 503 (a registry it
+	// consults is down: no verdict on the token), anything else 401
+	// invalid_token. The answer keeps the realm and has reason
+	// ReasonClaims (ReasonUnavailable for 503) and a fixed description;
+	// the error's text is logged, never sent to the client.
+	ValidateClaims func(ctx context.Context, p principal.Principal) error
+	// ErrorHandler, when set, writes every refusal of Require, Optional,
+	// RequireScopes, RequireAnyScope, the Gin adapter and
+	// (*Authenticator).WriteError, in place of the default answer. The
+	// error it gets carries the realm: Reason and Challenge give the
+	// reason, status and WWW-Authenticate value of the default answer, and
+	// the package-level WriteError writes that answer, e.g. for the errors
+	// it does not customise. (Not (*Authenticator).WriteError, which would
+	// call ErrorHandler again.)
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 
 // Outcome describes one authentication for observers.

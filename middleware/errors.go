@@ -44,6 +44,8 @@ const (
 	// ReasonOverloaded: the introspection client refused to ask the
 	// authorization server, to protect it (introspection.ErrOverloaded).
 	ReasonOverloaded = "overloaded"
+	// ReasonClaims: Config.ValidateClaims refused the caller.
+	ReasonClaims = "claims_rejected"
 )
 
 // authError is what Authenticate returns: a sentinel kind, a reason for
@@ -103,36 +105,65 @@ const RetryAfter = 5
 // or a scope check: the status, the WWW-Authenticate challenge and an RFC
 // 9457 problem+json body. The description is fixed text chosen by this
 // package, never the wrapped cause, so nothing of the token is echoed.
+//
+// The realm is the one the error carries: errors from an Authenticator
+// carry its realm, the bare sentinels none. (*Authenticator).WriteError
+// answers any error with the Authenticator's realm.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	writeAuthError(w, asAuthError(err))
+}
+
+// Challenge returns the status and the WWW-Authenticate value ("" for
+// none) that WriteError would send for err, for an ErrorHandler that
+// writes a body of its own. A 503 also needs Retry-After (RetryAfter).
+func Challenge(err error) (status int, wwwAuthenticate string) {
+	return challengeOf(asAuthError(err))
+}
+
+// asAuthError returns err's authError, or one made from its sentinel.
+func asAuthError(err error) *authError {
 	var ae *authError
-	if !errors.As(err, &ae) {
-		ae = &authError{kind: ErrInvalidToken, desc: "invalid token"}
-		switch {
-		case errors.Is(err, ErrNoToken):
-			ae.kind, ae.desc = ErrNoToken, "no access token"
-		case errors.Is(err, ErrMalformed):
-			ae.kind, ae.desc = ErrMalformed, "malformed authorization"
-		case errors.Is(err, ErrScope):
-			ae.kind, ae.desc = ErrScope, "insufficient scope"
-		case errors.Is(err, ErrUnavailable):
-			ae.kind, ae.desc = ErrUnavailable, "authorization server unavailable"
-		}
+	if errors.As(err, &ae) {
+		return ae
 	}
-	var status int
-	var challenge string
+	ae = &authError{kind: ErrInvalidToken, desc: "invalid token"}
+	switch {
+	case errors.Is(err, ErrNoToken):
+		ae.kind, ae.desc = ErrNoToken, "no access token"
+	case errors.Is(err, ErrMalformed):
+		ae.kind, ae.desc = ErrMalformed, "malformed authorization"
+	case errors.Is(err, ErrScope):
+		ae.kind, ae.desc = ErrScope, "insufficient scope"
+	case errors.Is(err, ErrUnavailable):
+		ae.kind, ae.desc = ErrUnavailable, "authorization server unavailable"
+	}
+	return ae
+}
+
+func challengeOf(ae *authError) (int, string) {
 	switch ae.kind {
 	case ErrNoToken:
-		status, challenge = http.StatusUnauthorized, bearer(ae.realm)
+		return http.StatusUnauthorized, bearer(ae.realm)
 	case ErrMalformed:
-		status, challenge = http.StatusBadRequest, bearer(ae.realm, "error", "invalid_request", "error_description", ae.desc)
+		return http.StatusBadRequest, bearer(ae.realm, "error", "invalid_request", "error_description", ae.desc)
 	case ErrScope:
-		status = http.StatusForbidden
-		challenge = bearer(ae.realm, "error", "insufficient_scope", "error_description", ae.desc, "scope", strings.Join(ae.scopes, " "))
+		kv := []string{"error", "insufficient_scope", "error_description", ae.desc}
+		if len(ae.scopes) > 0 {
+			// Only what the route asked for: a refusal by ValidateClaims
+			// names no scope a new token could bring.
+			kv = append(kv, "scope", strings.Join(ae.scopes, " "))
+		}
+		return http.StatusForbidden, bearer(ae.realm, kv...)
 	case ErrUnavailable:
-		status = http.StatusServiceUnavailable
+		return http.StatusServiceUnavailable, ""
+	}
+	return http.StatusUnauthorized, bearer(ae.realm, "error", "invalid_token", "error_description", ae.desc)
+}
+
+func writeAuthError(w http.ResponseWriter, ae *authError) {
+	status, challenge := challengeOf(ae)
+	if status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(RetryAfter))
-	default:
-		status, challenge = http.StatusUnauthorized, bearer(ae.realm, "error", "invalid_token", "error_description", ae.desc)
 	}
 	if challenge != "" {
 		w.Header().Set("WWW-Authenticate", challenge)

@@ -2,11 +2,15 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/middleware"
@@ -14,62 +18,254 @@ import (
 	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
-// Protect a net/http handler: Require verifies the token, RequireScopes
-// checks a scope, and the handler reads the verified caller.
-func ExampleAuthenticator_Require() {
-	auth, err := middleware.New(context.Background(), middleware.Config{
-		Issuer:    "https://auth.example.com/",
-		Audiences: []string{"todo-api"},
-	})
+// newExampleAuth starts a test issuer and an Authenticator for it, after
+// edit (which may be nil) has changed the config. In a real service the
+// Issuer is your authorization server's URL and there is no authtest.
+func newExampleAuth(edit func(*middleware.Config)) (*authtest.Issuer, *middleware.Authenticator) {
+	is := authtest.NewIssuer(logTB{})
+	cfg := middleware.Config{
+		Issuer:    is.URL,
+		Audiences: []string{authtest.Audience},
+		Realm:     "example",
+		Logger:    slog.New(slog.DiscardHandler),
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	auth, err := middleware.New(context.Background(), cfg)
 	if err != nil {
 		log.Fatal(err)
 	}
-	todos := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, _ := principal.From(r.Context())
-		fmt.Fprintf(w, "todos of %s\n", p.Subject)
-	})
-	http.Handle("GET /todos", auth.Require(auth.RequireScopes("todos:read")(todos)))
-	log.Fatal(http.ListenAndServe(":8080", nil))
+	for auth.Ready(context.Background()) != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return is, auth
 }
 
-// A runnable round trip against the test issuer in middleware/authtest.
-func ExampleAuthenticator_Authenticate() {
-	is := authtest.NewIssuer(logTB{})
-	defer is.Server.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	auth, err := middleware.New(ctx, middleware.Config{Issuer: is.URL, Audiences: []string{authtest.Audience}})
+// get sends GET path with token (none when "") to srv and prints the
+// status, then the challenge of a refusal or the body of an answer.
+func get(srv *httptest.Server, path, token string) {
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := srv.Client().Do(req)
 	if err != nil {
 		log.Fatal(err)
 	}
-	for auth.Ready(ctx) != nil {
-		time.Sleep(10 * time.Millisecond)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 400 {
+		fmt.Println(resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		return
+	}
+	fmt.Println(resp.StatusCode, strings.TrimSpace(string(body)))
+}
+
+// Protect net/http routes (Go 1.22 patterns): Require verifies the token,
+// RequireScopes checks a scope, and the handler reads the verified caller.
+func ExampleAuthenticator_Require() {
+	is, auth := newExampleAuth(nil)
+	defer is.Server.Close()
+
+	mux := http.NewServeMux()
+	items := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := principal.From(r.Context())
+		fmt.Fprintf(w, "items of %s", p.Subject)
+	})
+	mux.Handle("GET /items", auth.Require(auth.RequireScopes("items:read")(items)))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	get(srv, "/items", is.Mint(logTB{}, "alice", authtest.WithScopes("items:read")))
+	get(srv, "/items", "")
+	get(srv, "/items", is.Mint(logTB{}, "bob", authtest.WithScopes("profile")))
+	get(srv, "/items", is.Mint(logTB{}, "carol", authtest.WithAudience("another-api")))
+	// Output:
+	// 200 items of alice
+	// 401 Bearer realm="example"
+	// 403 Bearer realm="example", error="insufficient_scope", error_description="token lacks a required scope", scope="items:read"
+	// 401 Bearer realm="example", error="invalid_token", error_description="token audience not accepted"
+}
+
+// Routers in the style of chi take plain func(http.Handler) http.Handler
+// middleware: Require and RequireAnyScope are such values, so they go into
+// r.Use or r.With as they are. Here a tiny chain stands in for the router.
+func Example_chiStyle() {
+	is, auth := newExampleAuth(nil)
+	defer is.Server.Close()
+
+	// What chi's r.Use(mw...) does: wrap the handler, first one outermost.
+	chain := func(h http.Handler, mws ...func(http.Handler) http.Handler) http.Handler {
+		for _, mw := range slices.Backward(mws) {
+			h = mw(h)
+		}
+		return h
+	}
+	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "admin page for %s", principal.Subject(r.Context()))
+	})
+	srv := httptest.NewServer(chain(admin, auth.Require, auth.RequireAnyScope("admin", "support")))
+	defer srv.Close()
+
+	get(srv, "/", is.Mint(logTB{}, "alice", authtest.WithScopes("support")))
+	get(srv, "/", is.Mint(logTB{}, "bob", authtest.WithScopes("read")))
+	// Output:
+	// 200 admin page for alice
+	// 403 Bearer realm="example", error="insufficient_scope", error_description="token lacks every accepted scope", scope="admin support"
+}
+
+// Read the claims into a struct of your own. Numbers are exact: no
+// float64 round trip, so a 64-bit account number survives.
+func Example_typedClaims() {
+	is, auth := newExampleAuth(nil)
+	defer is.Server.Close()
+
+	type claims struct {
+		Account  int64    `json:"account"`
+		Tenant   string   `json:"tenant"`
+		Roles    []string `json:"roles"`
+		ClientID string   `json:"client_id"`
 	}
 	srv := httptest.NewServer(auth.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, _ := principal.From(r.Context())
-		fmt.Fprintf(w, "hello %s, scopes %v", p.Subject, p.Scopes)
+		var c claims
+		if err := principal.DecodeClaims(p, &c); err != nil {
+			http.Error(w, "bad claims", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintf(w, "%+v", c)
 	})))
 	defer srv.Close()
 
-	req, _ := http.NewRequest("GET", srv.URL, nil)
-	req.Header.Set("Authorization", "Bearer "+is.Token(logTB{}, "alice", nil))
-	resp, err := http.DefaultClient.Do(req)
+	get(srv, "/", is.Mint(logTB{}, "alice", authtest.WithClaims(func(c map[string]any) {
+		c["account"] = int64(9007199254740993) // 2^53 + 1: not a float64
+		c["tenant"] = "acme"
+		c["roles"] = []string{"editor"}
+	})))
+	// Output:
+	// 200 {Account:9007199254740993 Tenant:acme Roles:[editor] ClientID:test-client}
+}
+
+// Add checks of your own with ValidateClaims: here the token's tenant
+// must be the one the request is for, and only editors may write. An error
+// wrapping ErrScope answers 403, any other 401; the realm and a fixed
+// description are kept, and the error's text is only logged.
+func ExampleConfig_validateClaims() {
+	is, auth := newExampleAuth(func(c *middleware.Config) {
+		c.ValidateClaims = func(ctx context.Context, p principal.Principal) error {
+			var claims struct {
+				Tenant string   `json:"tenant"`
+				Roles  []string `json:"roles"`
+			}
+			if err := principal.DecodeClaims(p, &claims); err != nil {
+				return err
+			}
+			if claims.Tenant != "acme" {
+				return fmt.Errorf("tenant %q is not served here", claims.Tenant)
+			}
+			if !slices.Contains(claims.Roles, "editor") {
+				return fmt.Errorf("%w: not an editor", middleware.ErrScope)
+			}
+			return nil
+		}
+	})
+	defer is.Server.Close()
+	srv := httptest.NewServer(auth.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "saved")
+	})))
+	defer srv.Close()
+
+	token := func(tenant string, roles ...string) string {
+		return is.Mint(logTB{}, "alice", authtest.WithClaims(func(c map[string]any) {
+			c["tenant"], c["roles"] = tenant, roles
+		}))
+	}
+	get(srv, "/", token("acme", "editor"))
+	get(srv, "/", token("globex", "editor"))
+	get(srv, "/", token("acme", "viewer"))
+	// Output:
+	// 200 saved
+	// 401 Bearer realm="example", error="invalid_token", error_description="token claims not accepted"
+	// 403 Bearer realm="example", error="insufficient_scope", error_description="token is not permitted here"
+}
+
+// Optional serves anonymous callers too, but never mistakes a bad token for
+// none.
+func ExampleAuthenticator_Optional() {
+	is, auth := newExampleAuth(nil)
+	defer is.Server.Close()
+	srv := httptest.NewServer(auth.Optional(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := principal.From(r.Context()); ok {
+			fmt.Fprintf(w, "hello %s", p.Subject)
+			return
+		}
+		fmt.Fprint(w, "hello stranger")
+	})))
+	defer srv.Close()
+
+	get(srv, "/", is.Mint(logTB{}, "alice"))
+	get(srv, "/", "")
+	get(srv, "/", "not-a-token")
+	// Output:
+	// 200 hello alice
+	// 200 hello stranger
+	// 401 Bearer realm="example", error="invalid_token", error_description="token is not a signed JWT"
+}
+
+// An ErrorHandler writes refusals its own way and keeps the status, the
+// challenge (with the realm) and the reason of the default answer; it can
+// hand any error back to the default with the package-level WriteError.
+func ExampleConfig_errorHandler() {
+	is, auth := newExampleAuth(func(c *middleware.Config) {
+		c.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(err, middleware.ErrUnavailable) {
+				middleware.WriteError(w, r, err) // the default answer
+				return
+			}
+			status, challenge := middleware.Challenge(err)
+			w.Header().Set("WWW-Authenticate", challenge)
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"code":%q}`, middleware.Reason(err))
+		}
+	})
+	defer is.Server.Close()
+	srv := httptest.NewServer(auth.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})))
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL)
 	if err != nil {
 		log.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	fmt.Println(resp.StatusCode, string(body))
-
-	resp, err = http.Get(srv.URL)
-	if err != nil {
-		log.Fatal(err)
-	}
-	resp.Body.Close()
-	fmt.Println(resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	fmt.Println(resp.StatusCode, resp.Header.Get("WWW-Authenticate"), string(body))
 	// Output:
-	// 200 hello alice, scopes [todos:read todos:write]
-	// 401 Bearer
+	// 401 Bearer realm="example" {"code":"no_token"}
+}
+
+// A handler that checks a finer scope itself uses CheckAnyScope, and its
+// unit test injects the principal: no token and no Authenticator needed.
+func ExampleCheckAnyScope() {
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		p, _ := principal.From(r.Context())
+		if err := middleware.CheckAnyScope(p, "reports:read", "admin"); err != nil {
+			// In the service: auth.WriteError(w, r, err), to keep the realm.
+			middleware.WriteError(w, r, err)
+			return
+		}
+		fmt.Fprint(w, "report")
+	}
+	for _, scopes := range [][]string{{"admin"}, {"profile"}} {
+		r := httptest.NewRequest(http.MethodGet, "/report", nil)
+		r = r.WithContext(principal.With(r.Context(), principal.Principal{Subject: "alice", Scopes: scopes}))
+		w := httptest.NewRecorder()
+		handler(w, r)
+		fmt.Println(scopes, w.Code)
+	}
+	// Output:
+	// [admin] 200
+	// [profile] 403
 }
 
 // logTB lets an example use authtest outside a test: failures are fatal.

@@ -79,6 +79,11 @@ func (v *introspectVerifier) verify(ctx context.Context, token string) (principa
 		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonMissingClaim, "token has no subject", nil)
 	}
 	p := principal.Principal{Subject: resp.Sub, Scopes: resp.Scopes(), Claims: resp.Claims}
+	if resp.Raw != nil {
+		// Another Introspector may leave Raw empty: DecodeClaims then
+		// reads Claims.
+		p = p.WithClaimsJSON(resp.Raw)
+	}
 	if resp.Exp != nil {
 		p.ExpiresAt = *resp.Exp
 	}

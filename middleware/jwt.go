@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"encoding/json"
@@ -23,6 +24,7 @@ import (
 // and sub strings, aud a string or an array of strings.
 type strictClaims struct {
 	all      map[string]any
+	raw      []byte // the payload, for principal.DecodeClaims
 	exp      *jwt.NumericDate
 	nbf      *jwt.NumericDate
 	iat      *jwt.NumericDate
@@ -38,6 +40,8 @@ func (c *strictClaims) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &c.all); err != nil {
 		return err
 	}
+	// The decoder may reuse b once this returns.
+	c.raw = bytes.Clone(b)
 	if c.all == nil {
 		return errors.New("claims are not a JSON object")
 	}
@@ -294,7 +298,7 @@ func (v *jwtVerifier) verify(ctx context.Context, token string) (principal.Princ
 		Subject: claims.sub,
 		Scopes:  scopesOf(claims.all),
 		Claims:  claims.all,
-	}
+	}.WithClaimsJSON(claims.raw)
 	if claims.exp != nil {
 		p.ExpiresAt = claims.exp.Time
 	}

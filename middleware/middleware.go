@@ -81,8 +81,9 @@ func (a *Authenticator) Ready(context.Context) error {
 	return nil
 }
 
-// Authenticate verifies the request's access token and returns the caller.
-// Its errors wrap one of the package's sentinels; pass them to WriteError.
+// Authenticate verifies the request's access token and returns the caller,
+// after Config.ValidateClaims when set. Its errors wrap one of the
+// package's sentinels; pass them to the Authenticator's WriteError.
 func (a *Authenticator) Authenticate(r *http.Request) (principal.Principal, error) {
 	p, cached, src, err := a.authenticate(r)
 	if err != nil {
@@ -110,8 +111,8 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 	key := keyOf(token)
 	now := a.cfg.Now()
 	if p, ok := a.cache.get(key, now); ok {
-		p.Source = src
-		return p, true, src, nil
+		p, err = a.accept(r, p, token, src, key)
+		return p, true, src, err
 	}
 	if !isB64Token(token) {
 		a.cfg.Logger.LogAttrs(r.Context(), levelFor(errSyntax), "request refused", reasonAttr(errSyntax), sourceAttr(src))
@@ -129,8 +130,8 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 		// so revocation takes effect as its CacheTTL says; meanwhile a
 		// token seen again costs what a JWT does, one hash and a lookup.
 		a.cache.putUntil(key, p, now, until)
-		p.Source = src
-		return p, false, src, nil
+		p, err = a.accept(r, p, token, src, key)
+		return p, false, src, err
 	}
 	p, err = a.jwt.verify(r.Context(), token)
 	if err != nil {
@@ -139,18 +140,18 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 	}
 	p.TokenHash = key.Short()
 	a.cache.put(key, p, now)
-	p.Source = src
-	return p, false, src, nil
+	p, err = a.accept(r, p, token, src, key)
+	return p, false, src, err
 }
 
 // Require is net/http middleware: it answers every request without a valid
-// token with WriteError, and passes the others on with the Principal in
-// their context.
+// token with the Authenticator's WriteError, and passes the others on with
+// the Principal in their context.
 func (a *Authenticator) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.Authenticate(r)
 		if err != nil {
-			WriteError(w, r, err)
+			a.WriteError(w, r, err)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(principal.With(r.Context(), p)))
@@ -161,19 +162,7 @@ func (a *Authenticator) Require(next http.Handler) http.Handler {
 // one of scopes, and an ErrScope error naming them otherwise. It must run
 // after Require.
 func (a *Authenticator) CheckScopes(ctx context.Context, scopes ...string) error {
-	p, ok := principal.From(ctx)
-	if !ok {
-		return &authError{kind: ErrNoToken, reason: ReasonNoToken, desc: "no access token", realm: a.cfg.Realm}
-	}
-	if p.HasScopes(scopes...) {
-		return nil
-	}
-	err := &authError{kind: ErrScope, reason: ReasonScope, desc: "token lacks a required scope", realm: a.cfg.Realm, scopes: scopes}
-	if a.cfg.OnOutcome != nil {
-		a.cfg.OnOutcome(Outcome{Reason: ReasonScope, Source: string(p.Source), Err: err})
-	}
-	a.cfg.Logger.LogAttrs(ctx, levelFor(err), "request refused", reasonAttr(err), subjectAttr(p))
-	return err
+	return a.checkScopes(ctx, scopes, false)
 }
 
 // RequireScopes is net/http middleware, placed after Require, that answers
@@ -183,7 +172,7 @@ func (a *Authenticator) RequireScopes(scopes ...string) func(http.Handler) http.
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err := a.CheckScopes(r.Context(), scopes...); err != nil {
-				WriteError(w, r, err)
+				a.WriteError(w, r, err)
 				return
 			}
 			next.ServeHTTP(w, r)

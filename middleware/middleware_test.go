@@ -91,7 +91,7 @@ func TestRequestShapes(t *testing.T) {
 				t.Fatalf("status = %d, want %d: %s", w.Code, tt.status, w.Body)
 			}
 			if tt.status == 200 {
-				if got.Subject != "alice" || got.Source != tt.source || !got.HasScope("todos:read") || got.TokenHash == "" {
+				if got.Subject != "alice" || got.Source != tt.source || !got.HasScope("read") || got.TokenHash == "" {
 					t.Fatalf("principal = %+v", got)
 				}
 				return
@@ -139,7 +139,7 @@ func TestErrorsIs(t *testing.T) {
 }
 
 func TestRequireScopes(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, authtest.WithScopes("todos:read", "todos:write"))
 	a := mustAuthenticator(t, is, nil)
 	h := a.Require(a.RequireScopes("todos:write")(echoSubject))
 	readOnly := is.Token(t, "alice", func(c jwt.MapClaims) { c["scope"] = "todos:read" })

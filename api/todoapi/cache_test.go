@@ -56,7 +56,7 @@ func checkPrivate(t *testing.T, rec *httptest.ResponseRecorder, wantCacheControl
 // or error, says no-store and varies by the credentials and the Origin.
 func TestAuthenticatedAnswersArePrivate(t *testing.T) {
 	t.Parallel()
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	h := mustBuild(t, testConfig(t, is), true)
 	tok := is.Token(t, "alice", nil)
 	bearer := "Bearer " + tok
@@ -124,7 +124,7 @@ func TestAuthenticatedAnswersArePrivate(t *testing.T) {
 // the signing keys cannot be fetched is not kept either.
 func TestKeysNotLoadedAnswerIsPrivate(t *testing.T) {
 	t.Parallel()
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	is.SetDown(true)
 	h := mustBuild(t, testConfig(t, is), false)
 	rec := serve(h, "GET", "/todos", "", "Origin", testOrigin, "Authorization", "Bearer "+is.Token(t, "alice", nil))
@@ -139,7 +139,7 @@ func TestKeysNotLoadedAnswerIsPrivate(t *testing.T) {
 // kept; openapi.yaml is public and revalidated by its ETag.
 func TestPublicEndpointsCaching(t *testing.T) {
 	t.Parallel()
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	h := mustBuild(t, testConfig(t, is), true)
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 		rec := serve(h, "GET", path, "")

@@ -15,7 +15,7 @@ import (
 // page's cookie-borne POST through the middleware's origin check.
 func TestPreflightWithConfiguredOriginForms(t *testing.T) {
 	t.Parallel()
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	tests := []struct {
 		name       string
 		configured string
@@ -66,7 +66,7 @@ func TestPreflightWithConfiguredOriginForms(t *testing.T) {
 // the server at start-up, with one line naming the setting.
 func TestCORSOriginsRefused(t *testing.T) {
 	t.Parallel()
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	tests := []struct{ name, origin, want string }{
 		{"path", "https://app.example/app", "path"},
 		{"query", "https://app.example/?x=1", "query"},
@@ -102,7 +102,7 @@ func TestCORSOriginsRefused(t *testing.T) {
 // reading of an empty list as "every origin".
 func TestNoConfiguredOriginAllowsNone(t *testing.T) {
 	t.Parallel()
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	cfg := testConfig(t, is)
 	cfg.CORSAllowedOrigins = nil
 	h := mustBuild(t, cfg, true)

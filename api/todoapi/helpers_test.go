@@ -19,6 +19,10 @@ const testOrigin = "http://app.test"
 
 // testConfig is a todo API trusting is, on a fresh SQLite file, allowing
 // testOrigin.
+// todoScopes makes the test issuer grant the todo API's scopes: authtest's
+// defaults name no application.
+var todoScopes = authtest.WithScopes("todos:read", "todos:write")
+
 func testConfig(tb testing.TB, is *authtest.Issuer) Config {
 	tb.Helper()
 	return Config{

@@ -14,7 +14,7 @@ import (
 // TestRoutesMatchOpenAPI: every route the server serves is in openapi.yaml
 // with its method, and every operation of openapi.yaml is served.
 func TestRoutesMatchOpenAPI(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	srv := mustBuild(t, testConfig(t, is), false)
 	ginParam := regexp.MustCompile(`:([A-Za-z_]+)`)
 	var served []string
@@ -52,7 +52,7 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 // caller with a valid token, is as private as the routes' own answers; the
 // other unmatched answers are no-store.
 func TestUnmatchedTodoAnswersArePrivate(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	h := mustBuild(t, testConfig(t, is), true)
 	bearer := "Bearer " + is.Token(t, "alice", nil)
 	tests := []struct {

@@ -21,7 +21,7 @@ import (
 // TestShutdownDuringLoad: writers keep posting while the server is told to
 // stop; every write it acknowledged is in the database afterwards.
 func TestShutdownDuringLoad(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	env := jwtEnv(t, is)
 	s := startServer(t, env)
 	tok := is.Token(t, "alice", nil)
@@ -151,7 +151,7 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	env := jwtEnv(t, is)
 	cmd, url := startBinary(t, env)
 	c := newCaller(t, url, is.Token(t, "alice", nil))

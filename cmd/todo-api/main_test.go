@@ -33,6 +33,10 @@ type server struct {
 
 // startServer runs todo-api with env on a free port and waits until
 // /readyz answers 200.
+// todoScopes makes the test issuer grant the todo API's scopes: authtest's
+// defaults name no application.
+var todoScopes = authtest.WithScopes("todos:read", "todos:write")
+
 func startServer(tb testing.TB, env map[string]string) *server {
 	tb.Helper()
 	env = withDefault(env, "LISTEN_ADDR", "127.0.0.1:0")
@@ -203,7 +207,7 @@ func expect(tb testing.TB, r response, status int) {
 }
 
 func TestTwoUsersFullCycle(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	s := startServer(t, jwtEnv(t, is))
 	alice := newCaller(t, s.URL, is.Token(t, "alice", nil))
 	bob := newCaller(t, s.URL, is.Token(t, "bob", nil))
@@ -266,7 +270,7 @@ func TestTwoUsersFullCycle(t *testing.T) {
 }
 
 func TestPagination(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	s := startServer(t, jwtEnv(t, is))
 	alice := newCaller(t, s.URL, is.Token(t, "alice", nil))
 	for i := range 25 {
@@ -306,7 +310,7 @@ func nextLink(h string) string {
 }
 
 func TestConcurrentWritersSQLite(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	s := startServer(t, jwtEnv(t, is))
 	alice := newCaller(t, s.URL, is.Token(t, "alice", nil))
 	var wg sync.WaitGroup
@@ -337,7 +341,7 @@ func TestConcurrentWritersSQLite(t *testing.T) {
 }
 
 func TestAuthAndBadInput(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	s := startServer(t, jwtEnv(t, is))
 	alice := newCaller(t, s.URL, is.Token(t, "alice", nil))
 	expect(t, alice.do("POST", "/todos", map[string]any{"title": "keep me"}), 201)
@@ -400,7 +404,7 @@ func TestAuthAndBadInput(t *testing.T) {
 }
 
 func TestCORSAndCookies(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	s := startServer(t, jwtEnv(t, is))
 	tok := is.Token(t, "alice", nil)
 	send := func(method, path string, h map[string]string) *http.Response {
@@ -452,7 +456,7 @@ func TestCORSAndCookies(t *testing.T) {
 }
 
 func TestOperationalEndpoints(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	s := startServer(t, jwtEnv(t, is))
 	get := func(path string) (int, string, http.Header) {
 		t.Helper()
@@ -534,7 +538,7 @@ func TestSettings(t *testing.T) {
 // TestEmptyScopeSettingDisablesCheck: REQUIRED_SCOPES_WRITE= (set, empty)
 // turns the scope check off.
 func TestEmptyScopeSettingDisablesCheck(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	env := jwtEnv(t, is)
 	env["REQUIRED_SCOPES_WRITE"] = ""
 	s := startServer(t, env)

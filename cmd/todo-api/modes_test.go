@@ -31,7 +31,7 @@ func introspectionEnv(tb testing.TB, is *authtest.Issuer, mode string) map[strin
 // TestIntrospectionOutcomes checks each answer of the introspection
 // endpoint end to end through the todo API.
 func TestIntrospectionOutcomes(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	s := startServer(t, introspectionEnv(t, is, "introspection"))
 	active := is.OpaqueToken("alice", nil)
 	revoked := is.OpaqueToken("alice", nil)
@@ -73,7 +73,7 @@ func TestIntrospectionOutcomes(t *testing.T) {
 }
 
 func TestHybridThroughTheAPI(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	s := startServer(t, introspectionEnv(t, is, "hybrid"))
 	before := is.IntrospectionCalls()
 	jwtCaller := newCaller(t, s.URL, is.Token(t, "alice", nil))
@@ -107,7 +107,7 @@ func TestIntrospectionOverloadThroughTheAPI(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			is := authtest.NewIssuer(t)
+			is := authtest.NewIssuer(t, todoScopes)
 			// An authorization server that answers inactive, or when hold
 			// is set, never: each request waits until its client hangs up.
 			var arrived atomic.Int64

@@ -52,7 +52,7 @@ func postgresURL(t *testing.T) string {
 // TestTwoInstancesShareOnePostgres: two todo-api processes on one database
 // see the same todos, and concurrent writers through both lose nothing.
 func TestTwoInstancesShareOnePostgres(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	env := jwtEnv(t, is)
 	env["DATABASE_URL"] = postgresURL(t)
 	a := startServer(t, env)

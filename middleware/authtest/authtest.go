@@ -18,6 +18,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,8 +35,84 @@ type TB interface {
 	Cleanup(func())
 }
 
-// Audience is the aud of the tokens Token signs unless told otherwise.
-const Audience = "todo-api"
+// Audience is the aud of the tokens an Issuer signs unless WithAudience
+// says otherwise.
+const Audience = "test-api"
+
+// DefaultScopes are the scopes of the tokens an Issuer signs unless
+// WithScopes says otherwise, as the space-delimited scope claim.
+const DefaultScopes = "read write"
+
+// Option changes the claims of the tokens an Issuer signs: given to
+// NewIssuer, for all of them; given to Mint, for one (after the issuer's).
+type Option func(*settings)
+
+type settings struct {
+	aud       []string
+	scopes    *[]string
+	edits     []func(map[string]any)
+	hs256     bool
+	secret    []byte
+	perIssuer bool
+}
+
+// WithAudience sets the aud claim: a string for one audience, an array
+// for several.
+func WithAudience(aud ...string) Option {
+	return func(s *settings) { s.aud = aud }
+}
+
+// WithScopes sets the scope claim (space-delimited); with no scopes the
+// token has none.
+func WithScopes(scopes ...string) Option {
+	return func(s *settings) { s.scopes = &scopes }
+}
+
+// WithClaims lets edit change the claims last, after the other options:
+// add a claim, delete one, or give one a wrong type. Plain maps, so tests
+// need no JWT library. Numbers are encoded as given (an int64 exactly).
+func WithClaims(edit func(claims map[string]any)) Option {
+	return func(s *settings) { s.edits = append(s.edits, edit) }
+}
+
+// WithHS256 makes the Issuer sign its tokens with HS256 and secret, for an
+// Authenticator configured with Config.HMACSecret; a nil secret means a new
+// random one of 32 bytes (see HMACSecret). The keys are still published,
+// and Sign still signs with them. Only NewIssuer takes it.
+func WithHS256(secret []byte) Option {
+	return func(s *settings) {
+		if !s.perIssuer {
+			s.hs256 = true // reported by Mint
+			return
+		}
+		s.hs256 = true
+		s.secret = secret
+		if s.secret == nil {
+			s.secret = []byte(rand.Text() + rand.Text())[:32]
+		}
+	}
+}
+
+// apply sets the options' claims on c.
+func (s *settings) apply(c map[string]any) {
+	switch len(s.aud) {
+	case 0:
+	case 1:
+		c["aud"] = s.aud[0]
+	default:
+		c["aud"] = s.aud
+	}
+	if s.scopes != nil {
+		if len(*s.scopes) == 0 {
+			delete(c, "scope")
+		} else {
+			c["scope"] = strings.Join(*s.scopes, " ")
+		}
+	}
+	for _, edit := range s.edits {
+		edit(c)
+	}
+}
 
 // Key is one signing key of the issuer.
 type Key struct {
@@ -60,13 +137,19 @@ type Issuer struct {
 	mux     *http.ServeMux
 
 	introState introspectState
+	defaults   settings
 }
 
 // NewIssuer starts an issuer with one key per algorithm RS256, PS256,
-// ES256 and EdDSA; the server stops when the test ends.
-func NewIssuer(tb TB) *Issuer {
+// ES256 and EdDSA; the server stops when the test ends. The options set
+// the claims of every token it signs (see Claims).
+func NewIssuer(tb TB, opts ...Option) *Issuer {
 	tb.Helper()
 	is := &Issuer{byAlg: map[string]*Key{}, mux: http.NewServeMux()}
+	is.defaults.perIssuer = true
+	for _, o := range opts {
+		o(&is.defaults)
+	}
 	for _, alg := range []string{"RS256", "PS256", "ES256", "EdDSA"} {
 		is.AddKey(tb, alg)
 	}
@@ -204,43 +287,93 @@ func PublicJWK(k *Key) map[string]any {
 }
 
 // Claims returns valid access-token claims for sub: this issuer, the
-// Audience, issued now, expiring in five minutes, scopes todos:read and
-// todos:write.
+// Audience, issued now, expiring in five minutes, the DefaultScopes,
+// client_id "test-client", after the options given to NewIssuer.
 func (is *Issuer) Claims(sub string) jwt.MapClaims {
 	now := time.Now()
-	return jwt.MapClaims{
+	c := jwt.MapClaims{
 		"iss":       is.URL,
 		"aud":       Audience,
 		"sub":       sub,
 		"iat":       now.Unix(),
 		"nbf":       now.Unix(),
 		"exp":       now.Add(5 * time.Minute).Unix(),
-		"scope":     "todos:read todos:write",
+		"scope":     DefaultScopes,
 		"client_id": "test-client",
 		"jti":       rand.Text(),
 	}
+	is.defaults.apply(c)
+	return c
 }
 
-// Token signs valid claims for sub with the RS256 key, after edit (which
-// may be nil) has changed them.
+// Mint signs a valid access token for sub: Claims, changed by opts. It
+// signs with RS256, or HS256 for an issuer made WithHS256.
+func (is *Issuer) Mint(tb TB, sub string, opts ...Option) string {
+	tb.Helper()
+	var s settings
+	for _, o := range opts {
+		o(&s)
+	}
+	if s.hs256 {
+		tb.Fatal("authtest: WithHS256 is an option of NewIssuer, not of Mint")
+	}
+	c := is.Claims(sub)
+	s.apply(c)
+	return is.Sign(tb, is.defaultAlg(), c, nil)
+}
+
+// Token signs valid claims for sub, as Mint does, after edit (which may
+// be nil) has changed them.
 func (is *Issuer) Token(tb TB, sub string, edit func(jwt.MapClaims)) string {
 	tb.Helper()
 	c := is.Claims(sub)
 	if edit != nil {
 		edit(c)
 	}
-	return is.Sign(tb, "RS256", c, nil)
+	return is.Sign(tb, is.defaultAlg(), c, nil)
 }
 
-// Sign signs claims with the default key for alg, setting kid and typ
-// "at+jwt" and then the header entries in header (a nil value deletes).
+// HMACSecret is the secret of an issuer made WithHS256, nil otherwise.
+func (is *Issuer) HMACSecret() []byte { return is.defaults.secret }
+
+func (is *Issuer) defaultAlg() string {
+	if is.defaults.hs256 {
+		return "HS256"
+	}
+	return "RS256"
+}
+
+// Sign signs claims with the default key for alg (HS256: the secret of an
+// issuer made WithHS256), setting kid and typ "at+jwt" and then the header
+// entries in header (a nil value deletes).
 func (is *Issuer) Sign(tb TB, alg string, claims jwt.Claims, header map[string]any) string {
 	tb.Helper()
+	if alg == "HS256" && is.defaults.secret != nil {
+		return signHMAC(tb, is.defaults.secret, claims, header)
+	}
 	k := is.KeyFor(alg)
 	if k == nil {
 		tb.Fatalf("authtest: no key for %s", alg)
 	}
 	return SignWith(tb, k, claims, header)
+}
+
+func signHMAC(tb TB, secret []byte, claims jwt.Claims, header map[string]any) string {
+	tb.Helper()
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	t.Header["typ"] = "at+jwt"
+	for name, v := range header {
+		if v == nil {
+			delete(t.Header, name)
+		} else {
+			t.Header[name] = v
+		}
+	}
+	s, err := t.SignedString(secret)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
 }
 
 // SignWith signs claims with k.

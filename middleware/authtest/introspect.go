@@ -1,6 +1,7 @@
 package authtest
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"net/http"
@@ -15,7 +16,7 @@ import (
 // Introspection client credentials the issuer's /introspect endpoint
 // accepts (HTTP Basic).
 const (
-	IntrospectionClientID     = "todo-api"
+	IntrospectionClientID     = "resource-server"
 	IntrospectionClientSecret = "introspection-secret"
 )
 
@@ -139,10 +140,13 @@ func (is *Issuer) lookup(token string) jwt.MapClaims {
 		return nil
 	}
 	if opaque {
-		// Normalise numbers to float64, as a JWT's claims decode.
+		// Normalise numbers as a JWT's claims decode, but exactly
+		// (json.Number), so that the answer carries them as given.
 		b, _ := json.Marshal(claims)
 		claims = jwt.MapClaims{}
-		_ = json.Unmarshal(b, &claims)
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		_ = dec.Decode(&claims)
 	}
 	if !opaque {
 		claims = jwt.MapClaims{}

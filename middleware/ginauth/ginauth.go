@@ -1,28 +1,50 @@
 // Package ginauth adapts middleware.Authenticator to Gin. The verified
 // caller is stored in the request context, so handlers read it with
 // principal.From(c.Request.Context()) or Principal(c), the same way on
-// either stack.
+// either stack. Refusals are written by the Authenticator's WriteError:
+// its realm, and its Config.ErrorHandler when set.
 package ginauth
 
 import (
+	"errors"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
-// Require answers every request without a valid token with
-// middleware.WriteError and aborts the chain; others continue with the
-// Principal in c.Request's context.
+// Require answers every request without a valid token with the
+// Authenticator's WriteError and aborts the chain; others continue with
+// the Principal in c.Request's context.
 func Require(a *middleware.Authenticator) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p, err := a.Authenticate(c.Request)
 		if err != nil {
-			middleware.WriteError(c.Writer, c.Request, err)
+			a.WriteError(c.Writer, c.Request, err)
 			c.Abort()
 			return
 		}
 		c.Request = c.Request.WithContext(principal.With(c.Request.Context(), p))
+		c.Next()
+	}
+}
+
+// Optional lets a request without a token continue with no Principal, and
+// one with a valid token with its Principal; a bad token is refused as
+// Require refuses it (see middleware.Authenticator.Optional).
+func Optional(a *middleware.Authenticator) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		p, err := a.Authenticate(c.Request)
+		switch {
+		case errors.Is(err, middleware.ErrNoToken):
+		case err != nil:
+			a.WriteError(c.Writer, c.Request, err)
+			c.Abort()
+			return
+		default:
+			c.Request = c.Request.WithContext(principal.With(c.Request.Context(), p))
+		}
 		c.Next()
 	}
 }
@@ -32,7 +54,24 @@ func Require(a *middleware.Authenticator) gin.HandlerFunc {
 func RequireScopes(a *middleware.Authenticator, scopes ...string) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		if err := a.CheckScopes(c.Request.Context(), scopes...); err != nil {
-			middleware.WriteError(c.Writer, c.Request, err)
+			a.WriteError(c.Writer, c.Request, err)
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
+}
+
+// RequireAnyScope, placed after Require, answers 403 insufficient_scope
+// unless the caller holds at least one of scopes. It panics when given no
+// scope, as middleware.Authenticator.RequireAnyScope does.
+func RequireAnyScope(a *middleware.Authenticator, scopes ...string) gin.HandlerFunc {
+	if len(scopes) == 0 {
+		panic("ginauth: RequireAnyScope needs at least one scope")
+	}
+	return func(c *gin.Context) {
+		if err := a.CheckAnyScope(c.Request.Context(), scopes...); err != nil {
+			a.WriteError(c.Writer, c.Request, err)
 			c.Abort()
 			return
 		}

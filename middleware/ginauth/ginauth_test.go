@@ -21,7 +21,7 @@ import (
 
 func TestGinRoutes(t *testing.T) {
 	gin.SetMode(gin.TestMode)
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, authtest.WithScopes("todos:read", "todos:write"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	a, err := middleware.New(ctx, middleware.Config{

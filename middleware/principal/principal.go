@@ -6,7 +6,12 @@
 package principal
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -23,6 +28,16 @@ const (
 
 // Principal is the verified caller: what the authorization server said about
 // the access token the request carried.
+//
+// The middleware keeps verified principals in a cache, so Claims, Scopes and
+// the raw claims behind DecodeClaims are shared by every request that
+// carries the same token: treat them as read-only. They are not copied per
+// request, to keep a cache hit cheap; DecodeClaims gives a private copy to
+// change at will.
+//
+// The access token itself is kept out of sight: only RawToken returns it.
+// Printing a Principal with fmt (any verb), logging it with slog or encoding
+// it as JSON never shows it.
 type Principal struct {
 	// Subject is the token's sub claim; never empty in a Principal that
 	// From reports.
@@ -31,7 +46,8 @@ type Principal struct {
 	// string) and the scp claim (an array or a string).
 	Scopes []string
 	// Claims holds every claim of the token, or every member of the
-	// introspection answer, as decoded JSON.
+	// introspection answer, as decoded JSON (numbers are float64; use
+	// DecodeClaims for exact ones). Shared: do not modify it.
 	Claims map[string]any
 	// Source says where the token was read from.
 	Source Source
@@ -39,6 +55,15 @@ type Principal struct {
 	ExpiresAt time.Time
 	// TokenHash is a short, non-reversible hash of the token, safe to log.
 	TokenHash string
+
+	// rawClaims is the claims' JSON as the server sent it, for
+	// DecodeClaims; nil in a Principal built by hand.
+	rawClaims []byte
+	// token returns the token. A func, because fmt's reflection (which
+	// reaches this field when a Principal sits in an unexported field of
+	// the caller's struct, where Format cannot be called) prints a func as
+	// an address, whatever the verb.
+	token func() string
 }
 
 // HasScope reports whether the caller was granted scope.
@@ -54,6 +79,89 @@ func (p Principal) HasScopes(scopes ...string) bool {
 		}
 	}
 	return true
+}
+
+// HasAnyScope reports whether the caller was granted at least one of
+// scopes; false when scopes is empty.
+func (p Principal) HasAnyScope(scopes ...string) bool {
+	return slices.ContainsFunc(scopes, p.HasScope)
+}
+
+// WithToken returns a copy of p that carries the raw access token, for
+// RawToken. The middleware sets it on every request; tests may set it on
+// a Principal they inject.
+func (p Principal) WithToken(token string) Principal {
+	p.token = func() string { return token }
+	return p
+}
+
+// RawToken returns the access token the request carried, for a call made
+// on the caller's behalf (e.g. forwarding it, or RFC 8693 token exchange).
+// It is a bearer credential: never log it, and send it only to servers
+// that are meant to receive it. "" when there is none.
+func (p Principal) RawToken() string {
+	if p.token == nil {
+		return ""
+	}
+	return p.token()
+}
+
+// WithClaimsJSON returns a copy of p whose claims DecodeClaims reads from
+// raw, a JSON object, as received from the server. The middleware sets it;
+// raw is kept, not copied, and must not change afterwards.
+func (p Principal) WithClaimsJSON(raw []byte) Principal {
+	p.rawClaims = raw
+	return p
+}
+
+// DecodeClaims decodes the caller's claims into v, typically a pointer to
+// the caller's own struct with json tags, as encoding/json would. Numbers
+// are exact: an int64 field receives 9007199254740993 unchanged, and an
+// interface value receives a json.Number, never a rounded float64. It reads
+// the JSON the server sent (a JWT's payload or the introspection answer);
+// for a Principal built by hand, e.g. injected in a handler test, it reads
+// the Claims map. v is the caller's own copy.
+func DecodeClaims(p Principal, v any) error {
+	raw := p.rawClaims
+	if raw == nil {
+		if p.Claims == nil {
+			return errors.New("principal: no claims to decode")
+		}
+		var err error
+		if raw, err = json.Marshal(p.Claims); err != nil {
+			return fmt.Errorf("principal: claims: %w", err)
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("principal: decode claims: %w", err)
+	}
+	return nil
+}
+
+// Format prints the caller as String does, for every verb, so that no
+// verb (%#v, %+v, %x, %d...) reaches the fields and the raw token.
+func (p Principal) Format(f fmt.State, verb rune) {
+	switch verb {
+	case 'q':
+		fmt.Fprintf(f, "%q", p.String())
+	default:
+		_, _ = f.Write([]byte(p.String()))
+	}
+}
+
+// LogValue makes slog log the caller's subject, source and token hash,
+// never the token or the claims.
+func (p Principal) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("sub", p.Subject)}
+	if p.Source != "" {
+		attrs = append(attrs, slog.String("source", string(p.Source)))
+	}
+	if p.TokenHash != "" {
+		attrs = append(attrs, slog.String("token", p.TokenHash))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // String names the caller for logs, without the token.

@@ -1,0 +1,127 @@
+package principal_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/tollgate-dev/tollgate/middleware/principal"
+)
+
+// secretToken stands for a real access token: it must never be printed.
+const secretToken = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJl"
+
+func TestRawTokenNeverPrinted(t *testing.T) {
+	p := principal.Principal{Subject: "alice", TokenHash: "abc123", Scopes: []string{"read"}}.WithToken(secretToken)
+	if got := p.RawToken(); got != secretToken {
+		t.Fatalf("RawToken = %q, want the token", got)
+	}
+	var logs bytes.Buffer
+	slog.New(slog.NewTextHandler(&logs, nil)).Info("x", "p", p, "ptr", &p)
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("x", "p", p, "ptr", &p)
+	outputs := map[string]string{"slog": logs.String()}
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d", "%T", "%p"} {
+		outputs[verb] = fmt.Sprintf(verb, p)
+		outputs[verb+" ptr"] = fmt.Sprintf(verb, &p)
+		outputs[verb+" slice"] = fmt.Sprintf(verb, []principal.Principal{p})
+		outputs[verb+" in struct"] = fmt.Sprintf(verb, struct{ P principal.Principal }{p})
+		outputs[verb+" in unexported field"] = fmt.Sprintf(verb, struct{ p principal.Principal }{p})
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs["json"] = string(b)
+	for name, out := range outputs {
+		for _, part := range strings.Split(secretToken, ".") {
+			if strings.Contains(out, part) {
+				t.Errorf("%s output contains the token: %s", name, out)
+			}
+		}
+	}
+	if !strings.Contains(outputs["%v"], "sub=alice") || !strings.Contains(logs.String(), "alice") {
+		t.Errorf("outputs lost the subject: %q / %q", outputs["%v"], logs.String())
+	}
+}
+
+func TestDecodeClaims(t *testing.T) {
+	type custom struct {
+		Tenant  string   `json:"tenant"`
+		Big     int64    `json:"big"`
+		Roles   []string `json:"roles"`
+		Any     any      `json:"any"`
+		Missing string   `json:"missing"`
+	}
+	raw := []byte(`{"sub":"alice","tenant":"acme","big":9007199254740993,"roles":["a","b"],"any":9007199254740995}`)
+	tests := []struct {
+		name    string
+		p       principal.Principal
+		want    custom
+		wantErr bool
+	}{
+		{
+			name: "raw JSON from the middleware",
+			p:    principal.Principal{Subject: "alice", Claims: map[string]any{"big": float64(9007199254740993)}}.WithClaimsJSON(raw),
+			want: custom{Tenant: "acme", Big: 9007199254740993, Roles: []string{"a", "b"}, Any: json.Number("9007199254740995")},
+		},
+		{
+			name: "hand-built principal, as handler tests inject",
+			p:    principal.Principal{Subject: "alice", Claims: map[string]any{"tenant": "acme", "big": int64(9007199254740993)}},
+			want: custom{Tenant: "acme", Big: 9007199254740993},
+		},
+		{name: "no claims", p: principal.Principal{Subject: "alice"}, wantErr: true},
+		{name: "wrong type", p: principal.Principal{Subject: "alice"}.WithClaimsJSON([]byte(`{"big":"x"}`)), wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got custom
+			err := principal.DecodeClaims(tt.p, &got)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("DecodeClaims error = %v, want error %v", err, tt.wantErr)
+			}
+			if tt.wantErr {
+				return
+			}
+			if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", tt.want) {
+				t.Fatalf("got %#v\nwant %#v", got, tt.want)
+			}
+		})
+	}
+	// The decoded value is the caller's own: changing it changes no claim.
+	p := principal.Principal{Subject: "alice"}.WithClaimsJSON(raw)
+	var m map[string]any
+	if err := principal.DecodeClaims(p, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["tenant"] = "evil"
+	var again custom
+	_ = principal.DecodeClaims(p, &again)
+	if again.Tenant != "acme" {
+		t.Fatalf("tenant changed to %q through a decoded map", again.Tenant)
+	}
+	if n, ok := m["big"].(json.Number); !ok || n.String() != "9007199254740993" {
+		t.Fatalf("big decoded into a map as %#v, want json.Number 9007199254740993", m["big"])
+	}
+}
+
+func TestHasAnyScope(t *testing.T) {
+	p := principal.Principal{Subject: "a", Scopes: []string{"read", "openid"}}
+	tests := []struct {
+		scopes []string
+		want   bool
+	}{
+		{[]string{"read"}, true},
+		{[]string{"write", "read"}, true},
+		{[]string{"write", "admin"}, false},
+		{[]string{"rea"}, false},
+		{nil, false},
+	}
+	for _, tt := range tests {
+		if got := p.HasAnyScope(tt.scopes...); got != tt.want {
+			t.Errorf("HasAnyScope(%q) = %v, want %v", tt.scopes, got, tt.want)
+		}
+	}
+}
