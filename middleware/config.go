@@ -42,30 +42,37 @@ func ParseMode(s string) (Mode, error) {
 
 // Defaults for the zero values of Config.
 const (
-	DefaultClockSkew          = 60 * time.Second
-	DefaultMaxTokenBytes      = 16 << 10
-	DefaultCacheSize          = 10_000
-	DefaultCacheMaxAge        = 5 * time.Minute
-	DefaultJWKSRefresh        = time.Hour
-	DefaultJWKSMinRefresh     = 10 * time.Second
-	DefaultHTTPTimeout        = 5 * time.Second
-	DefaultMaxMetadataBytes   = 1 << 20
-	DefaultAllowedClockFuture = 0
+	DefaultClockSkew        = 60 * time.Second
+	DefaultMaxTokenBytes    = 16 << 10
+	DefaultCacheSize        = 10_000
+	DefaultCacheMaxAge      = 5 * time.Minute
+	DefaultJWKSRefresh      = time.Hour
+	DefaultJWKSMinRefresh   = 10 * time.Second
+	DefaultHTTPTimeout      = 5 * time.Second
+	DefaultMaxMetadataBytes = 1 << 20
 )
 
-// DefaultAlgorithms are the JWS algorithms accepted when Config.Algorithms is
-// empty: what authorization servers sign access tokens with in practice.
-var DefaultAlgorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
+// Off, given to ClockSkew, CacheSize or CacheMaxAge, turns that setting
+// off: no leeway, no verified-token cache. Any negative value does the
+// same; 0 always means the documented default, never "none". The other
+// numeric settings have no "off" and refuse negative values.
+const Off = -1
 
-// DefaultCookieNames are read, in order, when there is no Authorization
-// header and Config.CookieNames is empty.
-var DefaultCookieNames = []string{"__Host-access_token", "__Secure-access_token"}
+// defaultAlgorithms backs DefaultAlgorithms; a function, not a variable,
+// so that no importer can change what every Authenticator accepts.
+var defaultAlgorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
+
+// DefaultAlgorithms returns the JWS algorithms accepted when
+// Config.Algorithms is empty: what authorization servers sign access tokens
+// with in practice. Each call returns a new slice.
+func DefaultAlgorithms() []string { return slices.Clone(defaultAlgorithms) }
 
 // asymmetricAlgorithms are the algorithms a JWKS key can be used with.
 var asymmetricAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
 // Config configures an Authenticator. Its zero fields mean the documented
-// defaults; Issuer and Audiences have none.
+// defaults; Issuer and Audiences have none. A negative value turns off the
+// settings that say so (see Off) and is refused by the others.
 type Config struct {
 	// Mode is how tokens are verified; default ModeJWT.
 	Mode Mode
@@ -90,58 +97,79 @@ type Config struct {
 	// JWKSURL is where the issuer publishes its keys. Empty: read jwks_uri
 	// from the issuer's metadata (OpenID Connect Discovery, then RFC 8414).
 	JWKSURL string
+	// LazyKeys lets New return before the signing keys are loaded: they
+	// are fetched in the background, requests that need them are answered
+	// 503 until they arrive, and Ready reports the wait. Without it New
+	// fetches them once (bounded by HTTPTimeout) and fails when it cannot,
+	// so a wrong JWKSURL stops the program at start. For services whose
+	// readiness probe keeps traffic away until Ready.
+	LazyKeys bool
 	// Algorithms is the allowlist of JWS algorithms; default
-	// DefaultAlgorithms. "none" and HMAC algorithms are refused here.
+	// DefaultAlgorithms(). "none" and HMAC algorithms are refused here.
 	Algorithms []string
 	// HMACSecret, when set, makes the Authenticator accept HS256 tokens
 	// signed with it and nothing else: no JWKS is fetched. For servers that
 	// sign with a shared secret. At least 32 bytes.
 	HMACSecret []byte
-	// ClockSkew is the leeway for exp, nbf and iat; default 60s. Use a
-	// negative value for none.
+	// ClockSkew is the leeway for exp, nbf and iat; 0 means the default,
+	// 60s. Off (or any negative value) means none.
 	ClockSkew time.Duration
 	// RequireATJWT demands the RFC 9068 header typ "at+jwt".
 	RequireATJWT bool
-	// MaxTokenBytes bounds the token length; default 16 KiB.
+	// MaxTokenBytes bounds the token length; default 16 KiB. Negative
+	// values are refused.
 	MaxTokenBytes int
 
 	// CookieNames are the cookies a token is read from when there is no
-	// Authorization header, first present wins; default DefaultCookieNames.
-	// Set DisableCookies to read the header only.
-	CookieNames    []string
-	DisableCookies bool
+	// Authorization header, first present wins, for browser front ends
+	// whose backend-for-frontend keeps the token in an HttpOnly cookie
+	// (typically "__Host-access_token"). Empty, the default: the
+	// Authorization header only. A cookie-borne token also needs the
+	// X-CSRF: 1 header, and an allowed Origin on unsafe methods.
+	CookieNames []string
 	// AllowedOrigins are the origins (scheme://host[:port]) whose unsafe
 	// requests may carry a cookie-borne token. New puts each in the form
 	// browsers send (see NormalizeOrigin) and refuses anything else.
 	AllowedOrigins []string
 
-	// Realm goes into WWW-Authenticate challenges when set.
+	// Realm goes into WWW-Authenticate challenges when set; default none
+	// (a bare "Bearer" challenge).
 	Realm string
 
 	// CacheSize bounds the verified-token cache; default 10,000 entries.
-	// A negative value disables the cache.
+	// Off (or any negative value) disables the cache.
 	CacheSize int
 	// CacheMaxAge is the longest a verified token is reused without a new
-	// signature check (never past its exp); default 5 minutes.
+	// signature check (never past its exp); default 5 minutes. Off (or
+	// any negative value) disables the cache. Cached principals share
+	// their Claims map between requests: treat it as read-only.
 	CacheMaxAge time.Duration
 
 	// JWKSRefreshInterval is how often keys are fetched again; default 1h.
+	// Negative values are refused.
 	JWKSRefreshInterval time.Duration
 	// JWKSMinRefreshInterval is the least time between two fetches caused
 	// by tokens with an unknown kid; default 10s. A token whose kid cannot
-	// be refreshed now is refused at once instead of waiting.
+	// be refreshed now is refused at once instead of waiting. Negative
+	// values are refused.
 	JWKSMinRefreshInterval time.Duration
 	// HTTPClient fetches metadata and keys; default a client with
 	// HTTPTimeout.
 	HTTPClient *http.Client
-	// HTTPTimeout bounds each metadata or key fetch; default 5s.
+	// HTTPTimeout bounds each metadata or key request, with a client of
+	// the caller's too (through the request's context); default 5s.
+	// Negative values are refused.
 	HTTPTimeout time.Duration
 
 	// Logger receives one line for every refused token, with a reason and
 	// a short hash of the token; default slog.Default().
 	Logger *slog.Logger
-	// OnOutcome, when set, is called once for every authentication, for
-	// metrics. It must be fast and safe for concurrent use.
+	// OnOutcome, when set, is called once for every authentication
+	// (Authenticate, Require, ginauth.Require), with its result, for
+	// metrics: once per request. A later scope check does not call it
+	// again: a 403 is a successful authentication, counted by the
+	// response status and logged with reason insufficient_scope. It must be
+	// fast and safe for concurrent use.
 	OnOutcome func(Outcome)
 	// OnKeyRefresh, when set, is called after every JWKS fetch with its
 	// error (nil on success).
@@ -187,35 +215,36 @@ type Outcome struct {
 
 func (c *Config) setDefaults() {
 	if len(c.Algorithms) == 0 {
-		c.Algorithms = DefaultAlgorithms
+		c.Algorithms = DefaultAlgorithms()
 	}
+	// 0 is the default and a negative value Off, for the three settings
+	// that have an "off"; the other settings' negative values are left for
+	// validate to refuse.
 	if c.ClockSkew == 0 {
 		c.ClockSkew = DefaultClockSkew
 	} else if c.ClockSkew < 0 {
 		c.ClockSkew = 0
 	}
-	if c.MaxTokenBytes <= 0 {
+	if c.MaxTokenBytes == 0 {
 		c.MaxTokenBytes = DefaultMaxTokenBytes
 	}
-	if len(c.CookieNames) == 0 && !c.DisableCookies {
-		c.CookieNames = DefaultCookieNames
-	}
-	if c.DisableCookies {
-		c.CookieNames = nil
-	}
+	c.CookieNames = slices.Clone(c.CookieNames)
 	if c.CacheSize == 0 {
 		c.CacheSize = DefaultCacheSize
 	}
-	if c.CacheMaxAge <= 0 {
+	if c.CacheMaxAge == 0 {
 		c.CacheMaxAge = DefaultCacheMaxAge
 	}
-	if c.JWKSRefreshInterval <= 0 {
+	if c.CacheSize < 0 || c.CacheMaxAge < 0 {
+		c.CacheSize, c.CacheMaxAge = Off, Off
+	}
+	if c.JWKSRefreshInterval == 0 {
 		c.JWKSRefreshInterval = DefaultJWKSRefresh
 	}
-	if c.JWKSMinRefreshInterval <= 0 {
+	if c.JWKSMinRefreshInterval == 0 {
 		c.JWKSMinRefreshInterval = DefaultJWKSMinRefresh
 	}
-	if c.HTTPTimeout <= 0 {
+	if c.HTTPTimeout == 0 {
 		c.HTTPTimeout = DefaultHTTPTimeout
 	}
 	if c.HTTPClient == nil {
@@ -265,6 +294,19 @@ func (c *Config) validate() error {
 			case !slices.Contains(asymmetricAlgorithms, alg):
 				errs = append(errs, fmt.Errorf("middleware: unknown algorithm %q (known: %s)", alg, strings.Join(asymmetricAlgorithms, ", ")))
 			}
+		}
+	}
+	for _, f := range []struct {
+		name string
+		neg  bool
+	}{
+		{"MaxTokenBytes", c.MaxTokenBytes < 0},
+		{"JWKSRefreshInterval", c.JWKSRefreshInterval < 0},
+		{"JWKSMinRefreshInterval", c.JWKSMinRefreshInterval < 0},
+		{"HTTPTimeout", c.HTTPTimeout < 0},
+	} {
+		if f.neg {
+			errs = append(errs, fmt.Errorf("middleware: %s may not be negative (0 means the default)", f.name))
 		}
 	}
 	if c.Metadata != nil && c.Metadata.Issuer != c.Issuer {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Metadata is the part of an authorization server's metadata (OpenID
@@ -36,9 +37,19 @@ func (m *Metadata) IntrospectionURL() (string, error) {
 // /.well-known/oauth-authorization-server{path}. The document's issuer must
 // equal the configured one exactly (OIDC Discovery §4.3, RFC 8414 §3.3),
 // which stops a document from vouching for another issuer's keys.
+//
+// client may be nil for http.DefaultClient. Each request is bounded by
+// DefaultHTTPTimeout through its context, whatever the client's own
+// timeout, so a server that accepts the connection and never answers
+// cannot hold a program's start.
 func Discover(ctx context.Context, client *http.Client, issuer string) (*Metadata, error) {
+	return discover(ctx, client, issuer, DefaultHTTPTimeout)
+}
+
+// discover is Discover with timeout bounding each request.
+func discover(ctx context.Context, client *http.Client, issuer string, timeout time.Duration) (*Metadata, error) {
 	if client == nil {
-		client = &http.Client{Timeout: DefaultHTTPTimeout}
+		client = http.DefaultClient
 	}
 	u, err := url.Parse(issuer)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
@@ -48,7 +59,7 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (*Metadat
 	rfc8414 := u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.EscapedPath(), "/")
 	var errs []error
 	for _, loc := range []string{oidc, rfc8414} {
-		md, err := fetchMetadata(ctx, client, loc)
+		md, err := fetchMetadata(ctx, client, loc, timeout)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -66,7 +77,11 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (*Metadat
 	return nil, fmt.Errorf("middleware: discovery for issuer %q failed: %s", issuer, strings.Join(msgs, "; "))
 }
 
-func fetchMetadata(ctx context.Context, client *http.Client, loc string) (*Metadata, error) {
+func fetchMetadata(ctx context.Context, client *http.Client, loc string, timeout time.Duration) (*Metadata, error) {
+	// A context, not the client's Timeout: the client may be the caller's,
+	// without one.
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
 	if err != nil {
 		return nil, err

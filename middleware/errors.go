@@ -103,8 +103,10 @@ const RetryAfter = 5
 
 // WriteError writes the RFC 6750 §3 answer for an error from Authenticate
 // or a scope check: the status, the WWW-Authenticate challenge and an RFC
-// 9457 problem+json body. The description is fixed text chosen by this
-// package, never the wrapped cause, so nothing of the token is echoed.
+// 9457 problem+json body with a reason (see Reason). The description is
+// fixed text chosen by this package, never the wrapped cause, so nothing of
+// the token is echoed. An error that wraps none of the sentinels is
+// answered as an invalid token.
 //
 // The realm is the one the error carries: errors from an Authenticator
 // carry its realm, the bare sentinels none. (*Authenticator).WriteError
@@ -126,7 +128,9 @@ func asAuthError(err error) *authError {
 	if errors.As(err, &ae) {
 		return ae
 	}
-	ae = &authError{kind: ErrInvalidToken, desc: "invalid token"}
+	// Reason maps the sentinels, and anything else to malformed_token: the
+	// body always carries a reason.
+	ae = &authError{kind: ErrInvalidToken, desc: "invalid token", reason: Reason(err)}
 	switch {
 	case errors.Is(err, ErrNoToken):
 		ae.kind, ae.desc = ErrNoToken, "no access token"

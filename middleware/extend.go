@@ -107,9 +107,7 @@ func (a *Authenticator) checkScopes(ctx context.Context, scopes []string, anyOf 
 	}
 	err.realm = a.cfg.Realm
 	if err.kind == ErrScope {
-		if a.cfg.OnOutcome != nil {
-			a.cfg.OnOutcome(Outcome{Reason: ReasonScope, Source: string(p.Source), Err: err})
-		}
+		// No OnOutcome: Authenticate already reported this request.
 		a.cfg.Logger.LogAttrs(ctx, levelFor(err), "request refused", reasonAttr(err), subjectAttr(p), slog.Bool("any_of", anyOf))
 	}
 	return err

@@ -25,6 +25,7 @@ func mustAuthenticator(tb testing.TB, is *authtest.Issuer, edit func(*middleware
 		Issuer:         is.URL,
 		Audiences:      []string{authtest.Audience},
 		Realm:          "todo-api",
+		CookieNames:    []string{"__Host-access_token", "__Secure-access_token"},
 		AllowedOrigins: []string{"https://app.example.com"},
 		Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}

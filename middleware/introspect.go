@@ -69,11 +69,13 @@ func (v *introspectVerifier) verify(ctx context.Context, token string) (principa
 	if resp.Nbf != nil && now.Add(skew).Before(*resp.Nbf) {
 		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonNotYetValid, "token not valid yet", nil)
 	}
+	// The causes name the expected and the received values, for the log:
+	// they come from the authorization server's answer and are no secret.
 	if resp.Iss != "" && resp.Iss != v.cfg.Issuer {
-		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonIssuer, "token issuer not accepted", nil)
+		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonIssuer, "token issuer not accepted", issuerMismatch(resp.Iss, v.cfg.Issuer))
 	}
 	if len(resp.Aud) > 0 && len(v.cfg.Audiences) > 0 && !slices.ContainsFunc(resp.Aud, func(a string) bool { return slices.Contains(v.cfg.Audiences, a) }) {
-		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonAudience, "token audience not accepted", nil)
+		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonAudience, "token audience not accepted", audienceMismatch(resp.Aud, v.cfg.Audiences))
 	}
 	if resp.Sub == "" {
 		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonMissingClaim, "token has no subject", nil)

@@ -155,7 +155,7 @@ func TestHybridMode(t *testing.T) {
 // token cause exactly one introspection call.
 func TestIntrospectionCoalescing(t *testing.T) {
 	is := authtest.NewIssuer(t)
-	authtest.SlowDelay = 200 * time.Millisecond
+	is.SetSlowDelay(200 * time.Millisecond)
 	a := introspectingAuthenticator(t, is, middleware.ModeIntrospection, func(c *introspection.Client) { c.Timeout = 10 * time.Second })
 	tok := is.OpaqueToken("alice", nil)
 	is.SetIntrospection(authtest.Slow) // hold the first call open while the others arrive

@@ -71,13 +71,17 @@ func newKeySource(url string, cfg *Config) (*keySource, error) {
 	return s, nil
 }
 
-// run fetches the keys now and then every interval until ctx ends. While
-// the key set has never loaded it retries sooner, backing off to interval.
+// run fetches the keys now, unless New just did, and then every interval
+// until ctx ends. While the key set has never loaded it retries sooner,
+// backing off to interval.
 func (s *keySource) run(ctx context.Context, interval time.Duration) {
 	retry := time.Second
+	skip := s.loaded.Load()
 	for {
 		wait := interval
-		if err := s.refresh(ctx); err != nil && !s.loaded.Load() {
+		if skip {
+			skip = false
+		} else if err := s.refresh(ctx); err != nil && !s.loaded.Load() {
 			wait = min(retry, interval)
 			retry = min(retry*2, time.Minute)
 		}

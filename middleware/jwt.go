@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -280,7 +281,18 @@ func (v *jwtVerifier) verify(ctx context.Context, token string) (principal.Princ
 	var claims strictClaims
 	_, err := v.parser.ParseWithClaims(token, &claims, v.keyfunc(ctx))
 	if err != nil {
-		return principal.Principal{}, classify(err)
+		ae := classify(err)
+		// golang-jwt checks claims only after the signature, so these
+		// values come from a token a trusted key signed. They name no
+		// secret, and put side by side with the settings they are what
+		// an operator needs to fix a misconfiguration.
+		switch ae.reason {
+		case ReasonIssuer:
+			ae.cause = issuerMismatch(claims.iss, v.cfg.Issuer)
+		case ReasonAudience:
+			ae.cause = audienceMismatch(claims.aud, v.cfg.Audiences)
+		}
+		return principal.Principal{}, ae
 	}
 	if claims.all == nil {
 		// A payload of JSON null never reaches UnmarshalJSON.
@@ -308,7 +320,7 @@ func (v *jwtVerifier) verify(ctx context.Context, token string) (principal.Princ
 // classify turns a golang-jwt error into an authError with a fixed
 // description. The order matters: a keyfunc error is wrapped in
 // ErrTokenUnverifiable, claim errors in ErrTokenInvalidClaims.
-func classify(err error) error {
+func classify(err error) *authError {
 	var he *headerError
 	var ue *unavailableError
 	switch {
@@ -368,4 +380,35 @@ func scopesOf(claims map[string]any) []string {
 		}
 	}
 	return out
+}
+
+// maxLoggedClaim bounds each claim value quoted in a log line.
+const maxLoggedClaim = 200
+
+// issuerMismatch is the cause, for the log, of a refusal for iss.
+func issuerMismatch(got, want string) error {
+	return fmt.Errorf("iss %s, want %q", quoteClip(got), want)
+}
+
+// audienceMismatch is the cause, for the log, of a refusal for aud.
+func audienceMismatch(got, want []string) error {
+	const maxValues = 10
+	q := make([]string, 0, min(len(got), maxValues)+1)
+	for i, a := range got {
+		if i == maxValues {
+			q = append(q, fmt.Sprintf("… %d more", len(got)-maxValues))
+			break
+		}
+		q = append(q, quoteClip(a))
+	}
+	return fmt.Errorf("aud [%s], want one of %q", strings.Join(q, " "), want)
+}
+
+// quoteClip quotes a claim value for a log line, cut to maxLoggedClaim
+// bytes so that a token cannot fill the log.
+func quoteClip(s string) string {
+	if len(s) > maxLoggedClaim {
+		return strconv.Quote(s[:maxLoggedClaim]) + "…"
+	}
+	return strconv.Quote(s)
 }

@@ -22,8 +22,11 @@ type Authenticator struct {
 
 // New checks cfg and returns an Authenticator. When JWKSURL is empty it
 // takes jwks_uri from cfg.Metadata, or else discovers the issuer's
-// metadata, which must answer now. Keys are fetched in the background until
-// ctx ends; until they arrive requests are answered 503 (see Ready).
+// metadata, which must answer now. It then fetches the signing keys once
+// and fails, with one line naming the URL, when it cannot, unless
+// cfg.LazyKeys is set: then requests that need keys are answered 503 until
+// they arrive (see Ready). Each request is bounded by cfg.HTTPTimeout. The
+// keys are refreshed in the background until ctx ends.
 //
 // cfg.Introspector is used as given: New neither inspects nor changes it.
 // A caller that takes the introspection endpoint from the issuer's metadata
@@ -39,7 +42,7 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	md := cfg.Metadata
 	if wantJWKS && cfg.JWKSURL == "" && md == nil {
 		var err error
-		if md, err = Discover(ctx, cfg.HTTPClient, cfg.Issuer); err != nil {
+		if md, err = discover(ctx, cfg.HTTPClient, cfg.Issuer, cfg.HTTPTimeout); err != nil {
 			return nil, err
 		}
 	}
@@ -61,6 +64,12 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !cfg.LazyKeys {
+			// refresh bounds the fetch by HTTPTimeout.
+			if err := ks.refresh(ctx); err != nil {
+				return nil, fmt.Errorf("middleware: cannot load the signing keys from %s (set LazyKeys to start without them): %w", url, err)
+			}
+		}
 		a.keys, a.jwksURL = ks, url
 		go ks.run(ctx, cfg.JWKSRefreshInterval)
 	}
@@ -73,7 +82,8 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 func (a *Authenticator) JWKSURL() string { return a.jwksURL }
 
 // Ready reports nil once the Authenticator can verify tokens: its signing
-// keys have been loaded at least once.
+// keys have been loaded at least once. Without Config.LazyKeys that is
+// already so when New returns.
 func (a *Authenticator) Ready(context.Context) error {
 	if a.keys != nil && !a.keys.loaded.Load() {
 		return errors.New("middleware: signing keys not loaded yet")
@@ -83,7 +93,8 @@ func (a *Authenticator) Ready(context.Context) error {
 
 // Authenticate verifies the request's access token and returns the caller,
 // after Config.ValidateClaims when set. Its errors wrap one of the
-// package's sentinels; pass them to the Authenticator's WriteError.
+// package's sentinels; pass them to the Authenticator's WriteError. It
+// calls Config.OnOutcome once, with the result.
 func (a *Authenticator) Authenticate(r *http.Request) (principal.Principal, error) {
 	p, cached, src, err := a.authenticate(r)
 	if err != nil {
@@ -160,7 +171,8 @@ func (a *Authenticator) Require(next http.Handler) http.Handler {
 
 // CheckScopes returns nil when the request's verified caller holds every
 // one of scopes, and an ErrScope error naming them otherwise. It must run
-// after Require.
+// after Require. A refusal is logged; it does not call Config.OnOutcome,
+// which Authenticate already called for this request.
 func (a *Authenticator) CheckScopes(ctx context.Context, scopes ...string) error {
 	return a.checkScopes(ctx, scopes, false)
 }

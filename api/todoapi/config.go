@@ -44,7 +44,10 @@ type Config struct {
 	// second; 0 means no limit: INTROSPECTION_RATE_LIMIT.
 	IntrospectionRateLimit int
 
-	TokenCookies []string // TOKEN_COOKIE
+	// TokenCookies are the cookies a token is read from when there is no
+	// Authorization header (TOKEN_COOKIE); empty: DefaultTokenCookies. The
+	// middleware reads none unless told, the todo API reads the exchange's.
+	TokenCookies []string
 	// CORSAllowedOrigins are the origins allowed to call with credentials
 	// (CORS_ALLOWED_ORIGINS); New puts them in the form browsers send (see
 	// middleware.NormalizeOrigin), so CORS and the cookie check agree.
@@ -67,6 +70,13 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultTokenCookies returns the cookie names the todo API reads a token
+// from by default: those the exchange sets (a __Host- cookie on https, its
+// __Secure- form when the exchange shares cookies with a parent domain).
+func DefaultTokenCookies() []string {
+	return []string{"__Host-access_token", "__Secure-access_token"}
+}
+
 // DefaultConfig returns the default of every setting; cmd/todo-api shows
 // them in --help.
 func DefaultConfig() Config {
@@ -74,13 +84,13 @@ func DefaultConfig() Config {
 		ListenAddr:               ":8080",
 		DatabaseURL:              "sqlite:todos.db",
 		AuthMode:                 middleware.ModeJWT,
-		Algorithms:               slices.Clone(middleware.DefaultAlgorithms),
+		Algorithms:               middleware.DefaultAlgorithms(),
 		ClockSkew:                middleware.DefaultClockSkew,
 		IntrospectionAuth:        introspection.AuthBasic.String(),
 		IntrospectionCacheTTL:    introspection.DefaultCacheTTL,
 		IntrospectionTimeout:     introspection.DefaultTimeout,
 		IntrospectionMaxInFlight: introspection.DefaultMaxInFlight,
-		TokenCookies:             slices.Clone(middleware.DefaultCookieNames),
+		TokenCookies:             DefaultTokenCookies(),
 		ReadScopes:               []string{"todos:read"},
 		WriteScopes:              []string{"todos:write"},
 		MaxTodosPerOwner:         todos.DefaultMaxTodosPerOwner,
@@ -102,12 +112,16 @@ func (c *Config) setDefaults() {
 	orDefault(&c.MaxTodosPerOwner, d.MaxTodosPerOwner)
 	orDefault(&c.MaxBodyBytes, d.MaxBodyBytes)
 	orDefault(&c.ShutdownTimeout, d.ShutdownTimeout)
+	if len(c.TokenCookies) == 0 {
+		// The middleware's empty CookieNames means the header only.
+		c.TokenCookies = d.TokenCookies
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
-	// Algorithms, ClockSkew, IntrospectionCacheTTL and TokenCookies keep
-	// their zero value: the middleware and the introspection client apply
-	// the same defaults to it.
+	// Algorithms, ClockSkew and IntrospectionCacheTTL keep their zero
+	// value: the middleware and the introspection client apply the same
+	// defaults to it.
 }
 
 func orDefault[T comparable](v *T, def T) {

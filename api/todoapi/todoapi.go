@@ -35,10 +35,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	logger := cfg.Logger
 	m := newMetrics()
 	authCfg := middleware.Config{
-		Mode:           cfg.AuthMode,
-		Issuer:         cfg.Issuer,
-		Audiences:      cfg.Audiences,
-		JWKSURL:        cfg.JWKSURL,
+		Mode:      cfg.AuthMode,
+		Issuer:    cfg.Issuer,
+		Audiences: cfg.Audiences,
+		JWKSURL:   cfg.JWKSURL,
+		// Start without keys and let /readyz (auth is one of its checks)
+		// keep traffic away until they load: the API may start in the
+		// same moment as its authorization server (a compose file, a
+		// pod), and a key server that is down a moment must not make it
+		// exit. A wrong JWKS_URL shows as /readyz "signing keys not
+		// loaded yet" and a "jwks refresh failed" warning naming the URL
+		// at every retry. Discovery, when JWKS_URL is empty, still has to
+		// answer at start.
+		LazyKeys:       true,
 		Algorithms:     cfg.Algorithms,
 		ClockSkew:      cfg.ClockSkew,
 		RequireATJWT:   cfg.RequireATJWT,

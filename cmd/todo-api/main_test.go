@@ -545,3 +545,23 @@ func TestEmptyScopeSettingDisablesCheck(t *testing.T) {
 	noScope := newCaller(t, s.URL, is.Token(t, "alice", func(c jwt.MapClaims) { c["scope"] = "todos:read" }))
 	expect(t, noScope.do("POST", "/todos", map[string]any{"title": "x"}), 201)
 }
+
+// TestStartsBeforeKeys: the todo API starts while its key server is down
+// (LazyKeys) and becomes ready when the keys arrive: started together with
+// its authorization server, it must not exit because that one is a moment
+// late. The failed fetch is logged with the URL.
+func TestStartsBeforeKeys(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	is.SetDown(true)
+	time.AfterFunc(300*time.Millisecond, func() { is.SetDown(false) })
+	env := jwtEnv(t, is)
+	env["JWKS_URL"] = is.URL + "/jwks"
+	s := startServer(t, env) // waits for /readyz 200
+	if !strings.Contains(s.log.String(), "jwks refresh failed") || !strings.Contains(s.log.String(), is.URL+"/jwks") {
+		t.Fatalf("the failed first fetch is not logged:\n%s", s.log)
+	}
+	c := newCaller(t, s.URL, is.Token(t, "alice", nil))
+	if r := c.do("GET", "/todos", nil); r.Status != 200 {
+		t.Fatalf("GET /todos after the keys arrived: %d", r.Status)
+	}
+}

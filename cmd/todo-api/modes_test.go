@@ -36,7 +36,7 @@ func TestIntrospectionOutcomes(t *testing.T) {
 	active := is.OpaqueToken("alice", nil)
 	revoked := is.OpaqueToken("alice", nil)
 	is.Revoke(revoked)
-	authtest.SlowDelay = time.Second
+	is.SetSlowDelay(time.Second)
 	tests := []struct {
 		name      string
 		token     string

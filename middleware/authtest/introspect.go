@@ -26,14 +26,15 @@ type Behaviour int
 // The behaviours of the introspection endpoint.
 const (
 	Normal  Behaviour = iota // the truth about the token
-	Slow                     // the truth, after SlowDelay
+	Slow                     // the truth, after SetSlowDelay's delay (3s by default)
 	Fail                     // 500
 	Garbage                  // 200 with a body that is not JSON
 	Huge                     // 200 with a 4 MiB JSON body
 )
 
-// SlowDelay is how long a Slow answer takes.
-var SlowDelay = 3 * time.Second
+// defaultSlowDelay is how long a Slow answer takes unless SetSlowDelay
+// says otherwise.
+const defaultSlowDelay = 3 * time.Second
 
 type introspectState struct {
 	once      sync.Once
@@ -42,6 +43,7 @@ type introspectState struct {
 	revoked   map[string]bool
 	behaviour atomic.Int32
 	calls     atomic.Int64
+	slowDelay atomic.Int64 // nanoseconds; 0: defaultSlowDelay
 }
 
 func (is *Issuer) intro() *introspectState {
@@ -60,6 +62,10 @@ func (is *Issuer) EnableIntrospection() { is.intro() }
 
 // SetIntrospection changes how /introspect answers.
 func (is *Issuer) SetIntrospection(b Behaviour) { is.intro().behaviour.Store(int32(b)) }
+
+// SetSlowDelay sets how long a Slow answer of this issuer takes; default
+// 3s. Per issuer, so tests running in parallel do not change each other's.
+func (is *Issuer) SetSlowDelay(d time.Duration) { is.intro().slowDelay.Store(int64(d)) }
 
 // IntrospectionCalls counts the requests /introspect has received.
 func (is *Issuer) IntrospectionCalls() int64 { return is.intro().calls.Load() }
@@ -98,8 +104,12 @@ func (is *Issuer) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	switch Behaviour(st.behaviour.Load()) {
 	case Slow:
+		delay := time.Duration(st.slowDelay.Load())
+		if delay <= 0 {
+			delay = defaultSlowDelay
+		}
 		select {
-		case <-time.After(SlowDelay):
+		case <-time.After(delay):
 		case <-r.Context().Done():
 			return
 		}
