@@ -288,12 +288,12 @@ func TestAuthenticatorWriteError(t *testing.T) {
 		challenge string
 		reason    string
 	}{
-		{"sentinel ErrScope", middleware.ErrScope, 403, `Bearer realm="todo-api", error="insufficient_scope", error_description="insufficient scope"`, ""},
-		{"wrapped ErrInvalidToken", fmt.Errorf("mine: %w", middleware.ErrInvalidToken), 401, `Bearer realm="todo-api", error="invalid_token", error_description="invalid token"`, ""},
+		{"sentinel ErrScope", middleware.ErrScope, 403, `Bearer realm="todo-api", error="insufficient_scope", error_description="insufficient scope"`, "insufficient_scope"},
+		{"wrapped ErrInvalidToken", fmt.Errorf("mine: %w", middleware.ErrInvalidToken), 401, `Bearer realm="todo-api", error="invalid_token", error_description="invalid token"`, "malformed_token"},
 		{"CheckScopes", middleware.CheckScopes(p, "read", "write"), 403, `Bearer realm="todo-api", error="insufficient_scope", error_description="token lacks a required scope", scope="read write"`, "insufficient_scope"},
 		{"CheckAnyScope", middleware.CheckAnyScope(p, "write", "admin"), 403, `Bearer realm="todo-api", error="insufficient_scope", error_description="token lacks every accepted scope", scope="write admin"`, "insufficient_scope"},
 		{"CheckScopes without a principal", middleware.CheckScopes(principal.Principal{}, "read"), 401, `Bearer realm="todo-api"`, "no_token"},
-		{"unknown error", errors.New("SECRET-DETAIL"), 401, `Bearer realm="todo-api", error="invalid_token", error_description="invalid token"`, ""},
+		{"unknown error", errors.New("SECRET-DETAIL"), 401, `Bearer realm="todo-api", error="invalid_token", error_description="invalid token"`, "malformed_token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

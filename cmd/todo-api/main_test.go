@@ -551,7 +551,7 @@ func TestEmptyScopeSettingDisablesCheck(t *testing.T) {
 // its authorization server, it must not exit because that one is a moment
 // late. The failed fetch is logged with the URL.
 func TestStartsBeforeKeys(t *testing.T) {
-	is := authtest.NewIssuer(t)
+	is := authtest.NewIssuer(t, todoScopes)
 	is.SetDown(true)
 	time.AfterFunc(300*time.Millisecond, func() { is.SetDown(false) })
 	env := jwtEnv(t, is)
