@@ -201,7 +201,10 @@ type Config struct {
 	// reason, status and WWW-Authenticate value of the default answer, and
 	// the package-level WriteError writes that answer, e.g. for the errors
 	// it does not customise. (Not (*Authenticator).WriteError, which would
-	// call ErrorHandler again.)
+	// call ErrorHandler again.) Never send err.Error() to the client: it
+	// holds what only the log should see (the ValidateClaims error's text,
+	// the expected and received iss and aud); build the answer from Reason
+	// and Challenge.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 

@@ -112,6 +112,10 @@ const RetryAfter = 5
 // carry its realm, the bare sentinels none. (*Authenticator).WriteError
 // answers any error with the Authenticator's realm.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	if err == nil {
+		// A caller's mistake; still a refusal, never an answer saying "ok".
+		err = errors.New("middleware: WriteError called without an error")
+	}
 	writeAuthError(w, asAuthError(err))
 }
 

@@ -37,6 +37,18 @@ func (a *Authenticator) accept(r *http.Request, p principal.Principal, token str
 	return principal.Principal{}, err
 }
 
+// IsNoToken reports whether err from Authenticate means that the request
+// carried no token at all, the one refusal Optional lets through. It judges
+// by the refusal's own kind, not by errors.Is on the causes it wraps: a
+// ValidateClaims error that wraps ErrNoToken is still a refused token.
+func IsNoToken(err error) bool {
+	var ae *authError
+	if errors.As(err, &ae) {
+		return ae.kind == ErrNoToken
+	}
+	return errors.Is(err, ErrNoToken)
+}
+
 // WriteError answers a refused request as the Authenticator's routes do:
 // with Config.ErrorHandler when set, else the package-level WriteError.
 // Any error gets the Authenticator's realm first, so a handler's own
@@ -63,7 +75,7 @@ func (a *Authenticator) Optional(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.Authenticate(r)
 		switch {
-		case errors.Is(err, ErrNoToken):
+		case IsNoToken(err):
 			next.ServeHTTP(w, r)
 		case err != nil:
 			a.WriteError(w, r, err)

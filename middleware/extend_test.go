@@ -412,6 +412,44 @@ func TestOptional(t *testing.T) {
 	}
 }
 
+// TestOptionalValidatorWrappingErrNoToken: a token that ValidateClaims
+// refused is a refused token, even when the validator's error wraps
+// ErrNoToken: Optional answers 401 instead of serving the caller as
+// anonymous.
+func TestOptionalValidatorWrappingErrNoToken(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	a := mustAuthenticator(t, is, func(c *middleware.Config) {
+		c.ValidateClaims = func(context.Context, principal.Principal) error {
+			return fmt.Errorf("banned: %w", middleware.ErrNoToken)
+		}
+	})
+	served := false
+	h := a.Optional(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served = true }))
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+is.Token(t, "alice", nil))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	if served || w.Code != http.StatusUnauthorized {
+		t.Fatalf("served=%v status %d, want a 401 without the handler", served, w.Code)
+	}
+	if got, _ := problem(t, w)["reason"].(string); got != middleware.ReasonClaims {
+		t.Errorf("reason %q, want %q", got, middleware.ReasonClaims)
+	}
+}
+
+// TestWriteErrorNil: WriteError without an error still refuses, with a
+// reason other than "ok".
+func TestWriteErrorNil(t *testing.T) {
+	w := httptest.NewRecorder()
+	middleware.WriteError(w, httptest.NewRequest("GET", "/", nil), nil)
+	if w.Code != http.StatusUnauthorized {
+		t.Fatalf("status %d, want 401", w.Code)
+	}
+	if got, _ := problem(t, w)["reason"].(string); got == "ok" || got == "" {
+		t.Errorf("reason %q", got)
+	}
+}
+
 // TestRawTokenNotLogged: the token reaches the handler through RawToken,
 // and neither the middleware's logs nor a handler's slog line with the
 // principal show it.

@@ -6,7 +6,6 @@
 package ginauth
 
 import (
-	"errors"
 
 	"github.com/gin-gonic/gin"
 
@@ -37,7 +36,7 @@ func Optional(a *middleware.Authenticator) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		p, err := a.Authenticate(c.Request)
 		switch {
-		case errors.Is(err, middleware.ErrNoToken):
+		case middleware.IsNoToken(err):
 		case err != nil:
 			a.WriteError(c.Writer, c.Request, err)
 			c.Abort()

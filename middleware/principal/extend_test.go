@@ -125,3 +125,44 @@ func TestHasAnyScope(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeClaimsRefusesFoldedDuplicates: encoding/json matches member
+// names ignoring case, last one winning, so a payload naming "sub" and
+// "SUB" would hand a handler another subject than the verified one.
+// DecodeClaims refuses such claims instead.
+func TestDecodeClaimsRefusesFoldedDuplicates(t *testing.T) {
+	type claims struct {
+		Sub    string `json:"sub"`
+		Tenant string `json:"tenant"`
+		Realm  struct {
+			Roles []string `json:"roles"`
+		} `json:"realm_access"`
+	}
+	tests := []struct {
+		name, raw string
+		ok        bool
+	}{
+		{"plain", `{"sub":"alice","tenant":"acme","realm_access":{"roles":["a"]}}`, true},
+		{"distinct names", `{"sub":"alice","subject":"x","Tenant2":"y"}`, true},
+		{"SUB after sub", `{"sub":"alice","SUB":"admin"}`, false},
+		{"Tenant after tenant", `{"sub":"alice","tenant":"acme","Tenant":"evil"}`, false},
+		{"exact duplicate", `{"sub":"alice","sub":"admin"}`, false},
+		{"long s folds to s", `{"sub":"alice","ſub":"admin"}`, false},
+		{"Kelvin sign folds to k", `{"sub":"alice","k":"1","\u212a":"2"}`, false},
+		{"nested duplicate", `{"sub":"alice","realm_access":{"roles":["a"],"ROLES":["admin"]}}`, false},
+		{"duplicate inside an array", `{"sub":"alice","list":[{"a":1,"A":2}]}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := principal.Principal{Subject: "alice"}.WithClaimsJSON([]byte(tt.raw))
+			var c claims
+			err := principal.DecodeClaims(p, &c)
+			if tt.ok && err != nil {
+				t.Fatalf("DecodeClaims: %v", err)
+			}
+			if !tt.ok && err == nil {
+				t.Fatalf("DecodeClaims accepted %s, decoding sub %q tenant %q", tt.raw, c.Sub, c.Tenant)
+			}
+		})
+	}
+}

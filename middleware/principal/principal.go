@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Source says where the middleware found the access token.
@@ -132,10 +133,80 @@ func DecodeClaims(p Principal, v any) error {
 			return fmt.Errorf("principal: claims: %w", err)
 		}
 	}
+	// encoding/json matches names ignoring case, the last one winning,
+	// while Subject and Claims were read by exact name: a payload with
+	// "sub" and "SUB" would decode to another subject than the one that
+	// was verified. Such claims are refused, not guessed at.
+	if err := checkNames(json.NewDecoder(bytes.NewReader(raw)), 0); err != nil {
+		return fmt.Errorf("principal: decode claims: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("principal: decode claims: %w", err)
+	}
+	return nil
+}
+
+// foldName maps every rune of name to the smallest rune of its Unicode
+// case-folding orbit, so that two names equal under strings.EqualFold (the
+// rule encoding/json matches with: "ſub" and "SUB" both match "sub") fold
+// to the same key.
+func foldName(name string) string {
+	var b strings.Builder
+	b.Grow(len(name))
+	for _, r := range name {
+		m := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			m = min(m, f)
+		}
+		b.WriteRune(m)
+	}
+	return b.String()
+}
+
+// maxClaimsDepth bounds the nesting checkNames walks; deeper claims are
+// refused (encoding/json itself stops at 10,000).
+const maxClaimsDepth = 64
+
+// checkNames reads one JSON value from dec and reports an error when an
+// object in it names a member twice, exactly or ignoring case.
+func checkNames(dec *json.Decoder, depth int) error {
+	if depth > maxClaimsDepth {
+		return errors.New("claims nested too deeply")
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := make(map[string]bool)
+		for dec.More() {
+			nameTok, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			name, _ := nameTok.(string)
+			folded := foldName(name)
+			if seen[folded] {
+				return fmt.Errorf("claim %q named twice (names are compared ignoring case)", name)
+			}
+			seen[folded] = true
+			if err := checkNames(dec, depth+1); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token() // '}'
+		return err
+	case json.Delim('['):
+		for dec.More() {
+			if err := checkNames(dec, depth+1); err != nil {
+				return err
+			}
+		}
+		_, err = dec.Token() // ']'
+		return err
 	}
 	return nil
 }
