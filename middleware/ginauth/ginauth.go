@@ -6,7 +6,6 @@
 package ginauth
 
 import (
-
 	"github.com/gin-gonic/gin"
 
 	"github.com/tollgate-dev/tollgate/middleware"
