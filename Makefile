@@ -3,6 +3,8 @@ GO        ?= go
 FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 COUNT     ?= 6
+ROUNDS    ?= 3
+DURATION  ?= 5s
 # Every package of the four modules (the application at the root, and the
 # reusable introspection, middleware and middleware/ginauth, each a module of
 # its own so that its importers' builds stay small; go.work joins them).
@@ -15,7 +17,7 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) 
 CHROMIUM_CHECK = { [ -n "$$CHROMIUM" ] && command -v "$$CHROMIUM"; } >/dev/null 2>&1 || \
 	{ [ -z "$$CHROMIUM" ] && { command -v chromium || command -v chromium-browser || command -v google-chrome; } >/dev/null 2>&1; }
 
-.PHONY: all run test test-short bench fuzz lint imports vet fmt-check build tools
+.PHONY: all run test test-short bench fuzz lint imports vet vet-bench fmt-check build tools loadtest
 
 all: lint test
 
@@ -55,6 +57,15 @@ test-short:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -count $(COUNT) ./middleware/... ./introspection/... ./todos/... | tee bench.out
 
+## loadtest: throughput of a trivial handler behind no auth, bare golang-jwt + keyfunc,
+## auth0/go-jwt-middleware and Tollgate (cache on and off), from wrk (or a Go load generator
+## when wrk is missing) in a second process, over ROUNDS interleaved rounds of DURATION per run;
+## prints ratios to the unprotected endpoint. A measurement, not a test: not part of make test.
+## bench/ is a module of its own, outside go.work, so its dependencies stay out of the library's.
+loadtest:
+	cd bench && GOWORK=off $(GO) build -o ../bin/loadserver ./cmd/loadserver && GOWORK=off $(GO) build -o ../bin/loadtest ./cmd/loadtest
+	bin/loadtest -server bin/loadserver -rounds $(ROUNDS) -duration $(DURATION)
+
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
 	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
@@ -65,14 +76,19 @@ fuzz:
 	done
 
 ## lint: gofmt, go vet, staticcheck and the import rules
-lint: fmt-check vet imports
+lint: fmt-check vet vet-bench imports
 	$(STATICCHECK) $(PKGS)
+	cd bench && GOWORK=off $(STATICCHECK) ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet $(PKGS)
+
+# bench/ is outside go.work (see loadtest), so PKGS does not reach it.
+vet-bench:
+	cd bench && GOWORK=off $(GO) vet ./...
 
 ## imports: reusable packages stay free of Gin and GORM; todos stays free of token code; the exchange
 ## links no database and no Gin; the servers under api/ do not import each other

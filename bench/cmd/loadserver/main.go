@@ -1,0 +1,238 @@
+// Command loadserver serves one trivial JSON handler behind several token
+// checks, one path each, for the load benchmark (bench/cmd/loadtest, make
+// loadtest):
+//
+//	/none              no authentication (the baseline)
+//	/bare              golang-jwt v5 + keyfunc v3: jwt.Parse on every request
+//	/auth0             auth0/go-jwt-middleware v3.1.0
+//	/tollgate          Tollgate's middleware, defaults (verified-token cache on)
+//	/tollgate-nocache  Tollgate with CacheSize: middleware.Off
+//
+// Every protected path checks the same things: the signature against the
+// issuer's JWKS, iss, aud, exp and an algorithm allowlist. The issuer is an
+// in-process authtest server on loopback with an RS256 2048-bit key. The
+// tokens it signed are written to -tokens-dir: one.txt (one token) and
+// many.txt (-distinct tokens, one a line). The server listens on loopback
+// only, prints "listening http://ADDR" on stdout when ready, and stops when
+// its stdin closes (its parent is gone), on SIGINT/SIGTERM, or after
+// -max-lifetime, whichever comes first.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	jwtmiddleware "github.com/auth0/go-jwt-middleware/v3"
+	"github.com/auth0/go-jwt-middleware/v3/jwks"
+	"github.com/auth0/go-jwt-middleware/v3/validator"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tollgate-dev/tollgate/middleware"
+	"github.com/tollgate-dev/tollgate/middleware/authtest"
+)
+
+// tokenLifetime outlives any bounded run, so no token expires mid-measurement
+// (authtest's default is five minutes).
+const tokenLifetime = 2 * time.Hour
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:0", "loopback address to listen on")
+	dir := flag.String("tokens-dir", "", "directory for one.txt and many.txt (required)")
+	distinct := flag.Int("distinct", 2000, "number of distinct tokens in many.txt")
+	maxLifetime := flag.Duration("max-lifetime", 30*time.Minute, "stop after this long in any case")
+	flag.Parse()
+	if *dir == "" || *distinct < 1 {
+		log.Fatal("loadserver: -tokens-dir is required and -distinct must be positive")
+	}
+	if err := run(*addr, *dir, *distinct, *maxLifetime); err != nil {
+		log.Fatalf("loadserver: %v", err)
+	}
+}
+
+func run(addr, dir string, distinct int, maxLifetime time.Duration) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("-addr %q: loopback addresses only", addr)
+	}
+
+	tb := &fatalTB{}
+	defer tb.cleanup()
+	is := authtest.NewIssuer(tb)
+	jwksURL := is.URL + "/jwks"
+
+	if err := writeTokens(tb, is, dir, distinct); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, maxLifetime)
+	defer cancel()
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /none", handler)
+
+	bare, err := bareJWT(ctx, jwksURL, is.URL)
+	if err != nil {
+		return fmt.Errorf("bare: %w", err)
+	}
+	mux.Handle("GET /bare", bare)
+
+	auth0, err := auth0JWT(jwksURL, is.URL)
+	if err != nil {
+		return fmt.Errorf("auth0: %w", err)
+	}
+	mux.Handle("GET /auth0", auth0)
+
+	cached, err := middleware.New(ctx, middleware.Config{Issuer: is.URL, Audiences: []string{authtest.Audience}, JWKSURL: jwksURL})
+	if err != nil {
+		return fmt.Errorf("tollgate: %w", err)
+	}
+	mux.Handle("GET /tollgate", cached.Require(handler))
+
+	uncached, err := middleware.New(ctx, middleware.Config{Issuer: is.URL, Audiences: []string{authtest.Audience}, JWKSURL: jwksURL, CacheSize: middleware.Off})
+	if err != nil {
+		return fmt.Errorf("tollgate-nocache: %w", err)
+	}
+	mux.Handle("GET /tollgate-nocache", uncached.Require(handler))
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	// The parent holds our stdin; EOF means it is gone, so we go too.
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, c := context.WithTimeout(context.Background(), 2*time.Second)
+		defer c()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	fmt.Printf("listening http://%s\n", ln.Addr())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// handler is the trivial JSON endpoint every path serves.
+var handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"ok":true}` + "\n"))
+})
+
+// bareJWT is what a service would write by hand with golang-jwt v5 and
+// keyfunc v3: a full jwt.Parse on every request, with the same checks as the
+// others (alg allowlist, iss, aud, exp required, 60 s leeway as Tollgate's
+// default clock skew).
+func bareJWT(ctx context.Context, jwksURL, issuer string) (http.Handler, error) {
+	k, err := keyfunc.NewDefaultCtx(ctx, []string{jwksURL})
+	if err != nil {
+		return nil, err
+	}
+	parser := jwt.NewParser(
+		jwt.WithValidMethods([]string{"RS256"}),
+		jwt.WithIssuer(issuer),
+		jwt.WithAudience(authtest.Audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(60*time.Second),
+	)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		if _, err := parser.Parse(raw, k.Keyfunc); err != nil {
+			http.Error(w, "invalid token", http.StatusUnauthorized)
+			return
+		}
+		handler.ServeHTTP(w, r)
+	}), nil
+}
+
+// auth0JWT is auth0/go-jwt-middleware v3.1.0 with its caching JWKS provider
+// and its validator set to the same issuer, audience and algorithm.
+func auth0JWT(jwksURL, issuer string) (http.Handler, error) {
+	iu, err := url.Parse(issuer)
+	if err != nil {
+		return nil, err
+	}
+	ju, err := url.Parse(jwksURL)
+	if err != nil {
+		return nil, err
+	}
+	provider, err := jwks.NewCachingProvider(jwks.WithIssuerURL(iu), jwks.WithCustomJWKSURI(ju))
+	if err != nil {
+		return nil, err
+	}
+	v, err := validator.New(
+		validator.WithKeyFunc(provider.KeyFunc),
+		validator.WithAlgorithm(validator.RS256),
+		validator.WithIssuer(issuer),
+		validator.WithAudience(authtest.Audience),
+		validator.WithAllowedClockSkew(60*time.Second),
+	)
+	if err != nil {
+		return nil, err
+	}
+	m, err := jwtmiddleware.New(jwtmiddleware.WithValidator(v))
+	if err != nil {
+		return nil, err
+	}
+	return m.CheckJWT(handler), nil
+}
+
+// writeTokens writes one.txt (one token) and many.txt (distinct tokens, one
+// a line), all RS256, valid for tokenLifetime.
+func writeTokens(tb authtest.TB, is *authtest.Issuer, dir string, distinct int) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	exp := authtest.WithClaims(func(c map[string]any) { c["exp"] = time.Now().Add(tokenLifetime).Unix() })
+	if err := os.WriteFile(filepath.Join(dir, "one.txt"), []byte(is.Mint(tb, "user-one", exp)+"\n"), 0o600); err != nil {
+		return err
+	}
+	var b strings.Builder
+	for i := range distinct {
+		b.WriteString(is.Mint(tb, "user-"+strconv.Itoa(i), exp))
+		b.WriteByte('\n')
+	}
+	return os.WriteFile(filepath.Join(dir, "many.txt"), []byte(b.String()), 0o600)
+}
+
+// fatalTB lets authtest, written for tests, run in a program: a failure ends
+// the program, and cleanups run when it returns.
+type fatalTB struct{ cleanups []func() }
+
+func (*fatalTB) Helper()                           {}
+func (*fatalTB) Fatal(args ...any)                 { log.Fatal(args...) }
+func (*fatalTB) Fatalf(format string, args ...any) { log.Fatalf(format, args...) }
+func (t *fatalTB) Cleanup(f func())                { t.cleanups = append(t.cleanups, f) }
+func (t *fatalTB) cleanup() {
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
+	}
+}
