@@ -75,9 +75,10 @@ func newHandler(d deps) (http.Handler, *gin.Engine) {
 // origin" and "*" as a wildcard, where an empty CORS_ALLOWED_ORIGINS must
 // allow none.
 func corsHandler(origins []string) *cors.Cors {
-	allowed, _ := normalizeOrigins(origins)
 	return cors.New(cors.Options{
-		AllowOriginFunc:  func(origin string) bool { return slices.Contains(allowed, origin) },
+		// origins are in the form browsers send: Config.validate put them
+		// so, once, for this and the middleware's cookie check alike.
+		AllowOriginFunc:  func(origin string) bool { return slices.Contains(origins, origin) },
 		AllowCredentials: true,
 		AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
 		AllowedHeaders:   []string{"Content-Type", "Authorization", "If-Match", "X-CSRF"},
@@ -123,10 +124,15 @@ func noStore(c *gin.Context) {
 // credentials and on the Origin (CORS). The middleware's own refusals
 // replace Cache-Control with their plain no-store and keep Vary.
 func privateAnswers(c *gin.Context) {
-	h := c.Writer.Header()
+	markPrivate(c.Writer.Header())
+	c.Next()
+}
+
+// markPrivate says that an answer belongs to one caller: no cache may keep
+// it, and it depends on the credentials and the Origin.
+func markPrivate(h http.Header) {
 	h.Set("Cache-Control", "private, no-store")
 	addVary(h, "Origin", "Cookie", "Authorization")
-	c.Next()
 }
 
 // addVary adds to Vary the field names it does not name yet, keeping
@@ -205,13 +211,11 @@ func handleMethodNotAllowed(c *gin.Context) {
 }
 
 func unmatched(c *gin.Context) {
-	h := c.Writer.Header()
 	if underTodos(c.Request.URL.Path) {
-		h.Set("Cache-Control", "private, no-store")
-		addVary(h, "Origin", "Cookie", "Authorization")
+		markPrivate(c.Writer.Header())
 		return
 	}
-	h.Set("Cache-Control", "no-store")
+	c.Writer.Header().Set("Cache-Control", "no-store")
 }
 
 func writeProblem(w http.ResponseWriter, status int, detail string) {
