@@ -9,8 +9,9 @@ import (
 )
 
 // tokenKey is the SHA-256 of a token, computed without copying it, the same
-// key the introspection client's cache uses: the cache never holds tokens,
-// and a collision would need a second preimage.
+// key the introspection client's cache uses: a lookup needs no copy of the
+// token, and a collision would need a second preimage. An entry does hold
+// its own token, inside the Principal, for RawToken (see withToken).
 type tokenKey = introspection.TokenHash
 
 func keyOf(token string) tokenKey { return introspection.HashToken(token) }

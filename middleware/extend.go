@@ -13,8 +13,9 @@ import (
 // the cache: it adds what is per request (the source, the raw token, which
 // the cache never holds) and runs Config.ValidateClaims.
 func (a *Authenticator) accept(r *http.Request, p principal.Principal, token string, src principal.Source, key tokenKey) (principal.Principal, error) {
+	// The token for RawToken came with p from verify or the cache: setting
+	// it here would cost an allocation on every cache hit.
 	p.Source = src
-	p = p.WithToken(token)
 	if a.cfg.ValidateClaims == nil {
 		return p, nil
 	}

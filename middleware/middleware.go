@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/middleware/principal"
@@ -136,7 +137,7 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
 			return p, false, src, err
 		}
-		p.TokenHash = key.Short()
+		p = withToken(p, token, key)
 		// Kept no longer than the introspection client keeps the answer,
 		// so revocation takes effect as its CacheTTL says; meanwhile a
 		// token seen again costs what a JWT does, one hash and a lookup.
@@ -149,10 +150,21 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 		a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
 		return p, false, src, err
 	}
-	p.TokenHash = key.Short()
+	p = withToken(p, token, key)
 	a.cache.put(key, p, now)
 	p, err = a.accept(r, p, token, src, key)
 	return p, false, src, err
+}
+
+// withToken gives a newly verified p its token, for RawToken, and the
+// token's hash, for logs. Both are set once, before p is cached, so that a
+// cache hit allocates nothing for them; the key is the token's hash, so a
+// cached entry only ever serves the very token it holds. The token is
+// copied out of the request's header, whose whole string would otherwise
+// stay in memory as long as the entry.
+func withToken(p principal.Principal, token string, key tokenKey) principal.Principal {
+	p.TokenHash = key.Short()
+	return p.WithToken(strings.Clone(token))
 }
 
 // Require is net/http middleware: it answers every request without a valid

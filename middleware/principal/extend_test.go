@@ -2,6 +2,7 @@ package principal_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -15,7 +16,7 @@ import (
 const secretToken = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJl"
 
 func TestRawTokenNeverPrinted(t *testing.T) {
-	p := principal.Principal{Subject: "alice", TokenHash: "abc123", Scopes: []string{"read"}}.WithToken(secretToken)
+	p := principal.Principal{Subject: "alice", TokenHash: "abc123", Scopes: []string{"read"}, Claims: map[string]any{"tenant": "claim-value-kept-private"}}.WithToken(secretToken)
 	if got := p.RawToken(); got != secretToken {
 		t.Fatalf("RawToken = %q, want the token", got)
 	}
@@ -29,6 +30,9 @@ func TestRawTokenNeverPrinted(t *testing.T) {
 		outputs[verb+" slice"] = fmt.Sprintf(verb, []principal.Principal{p})
 		outputs[verb+" in struct"] = fmt.Sprintf(verb, struct{ P principal.Principal }{p})
 		outputs[verb+" in unexported field"] = fmt.Sprintf(verb, struct{ p principal.Principal }{p})
+		ctx := principal.With(context.Background(), p)
+		outputs[verb+" context"] = fmt.Sprintf(verb, ctx)
+		outputs[verb+" derived context"] = fmt.Sprintf(verb, context.WithValue(ctx, struct{}{}, 1))
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -36,6 +40,11 @@ func TestRawTokenNeverPrinted(t *testing.T) {
 	}
 	outputs["json"] = string(b)
 	for name, out := range outputs {
+		// A Principal's claims may be printed (they are in its JSON); a
+		// context's fields may not.
+		if strings.Contains(name, "context") && strings.Contains(out, "claim-value-kept-private") {
+			t.Errorf("%s output contains a claim: %s", name, out)
+		}
 		for _, part := range strings.Split(secretToken, ".") {
 			if strings.Contains(out, part) {
 				t.Errorf("%s output contains the token: %s", name, out)

@@ -2,7 +2,10 @@ package principal_test
 
 import (
 	"context"
+	"errors"
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
@@ -41,4 +44,60 @@ func TestHasScopes(t *testing.T) {
 	if p.HasScopes("todos:read", "todos:write") || p.HasScope("todos") {
 		t.Fatal("granted a scope that was not in the token")
 	}
+}
+
+// TestContextBehavesAsWithValue: the context With returns is not
+// context.WithValue's, so check that it keeps what WithValue gives: the
+// Principal through derived contexts, the parent's values, cancellation in
+// both directions, and no goroutine per derived cancellable context (the
+// context package finds the parent's cancelCtx through Value).
+func TestContextBehavesAsWithValue(t *testing.T) {
+	type key struct{}
+	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	ctx := principal.With(parent, principal.Principal{Subject: "alice"})
+	derived, cancelDerived := context.WithTimeout(context.WithValue(ctx, struct{}{}, 1), time.Hour)
+	defer cancelDerived()
+
+	if p, ok := principal.From(derived); !ok || p.Subject != "alice" {
+		t.Fatalf("From(derived) = %v, %v", p, ok)
+	}
+	if derived.Value(key{}) != "v" {
+		t.Fatal("parent's value lost")
+	}
+	if _, ok := principal.From(parent); ok {
+		t.Fatal("parent carries a Principal")
+	}
+
+	before := runtime.NumGoroutine()
+	var children []context.CancelFunc
+	for range 50 {
+		_, c := context.WithCancel(ctx)
+		children = append(children, c)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("deriving 50 cancellable contexts started %d goroutines", after-before)
+	}
+	for _, c := range children {
+		c()
+	}
+
+	cancel()
+	select {
+	case <-derived.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancelling the parent did not reach the derived context")
+	}
+	if !errors.Is(ctx.Err(), context.Canceled) {
+		t.Fatalf("ctx.Err() = %v", ctx.Err())
+	}
+}
+
+func TestWithNilParentPanicsLikeWithValue(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("With(nil, …) did not panic")
+		}
+	}()
+	//lint:ignore SA1012 the nil parent is the point of the test
+	principal.With(nil, principal.Principal{Subject: "alice"})
 }
