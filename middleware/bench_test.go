@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tollgate-dev/tollgate/middleware"
@@ -100,6 +101,42 @@ func BenchmarkBareParse(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				if _, err := jwt.Parse(pool[i%poolSize], keyfunc); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkBareParseKeyfunc is golang-jwt with keyfunc v3 over the issuer's
+// JWKS in a jwkset memory storage, as their documentation sets them up, and
+// the checks golang-jwt itself can make that the middleware makes too:
+// the algorithm, strict base64url, iss, aud, exp required, iat, and the
+// same leeway. It is the fairer floor for BenchmarkCacheMiss: the key is
+// looked up by kid on every parse, as the middleware's is.
+func BenchmarkBareParseKeyfunc(b *testing.B) {
+	for _, alg := range []string{"RS256", "PS256", "ES256", "EdDSA"} {
+		b.Run(alg, func(b *testing.B) {
+			is := authtest.NewIssuer(b)
+			kf, err := keyfunc.NewJWKSetJSON(is.JWKS())
+			if err != nil {
+				b.Fatal(err)
+			}
+			parser := jwt.NewParser(
+				jwt.WithValidMethods([]string{alg}),
+				jwt.WithIssuer(is.URL),
+				jwt.WithAudience(authtest.Audience),
+				jwt.WithExpirationRequired(),
+				jwt.WithIssuedAt(),
+				jwt.WithLeeway(middleware.DefaultClockSkew),
+				jwt.WithStrictDecoding(),
+			)
+			pool := tokenPool(b, is, alg)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := parser.Parse(pool[i%poolSize], kf.Keyfunc); err != nil {
 					b.Fatal(err)
 				}
 				i++
