@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -145,8 +147,45 @@ func (c *strictClaims) GetIssuer() (string, error)                   { return c.
 func (c *strictClaims) GetSubject() (string, error)                  { return c.sub, nil }
 func (c *strictClaims) GetAudience() (jwt.ClaimStrings, error)       { return c.aud, nil }
 
+// signedHeaders remembers the decoded JOSE headers of tokens whose
+// signature a trusted key verified, by the header's base64url text. An
+// issuer signs with a few headers, one or two per key, so nearly every
+// token's header has been seen before and decoding it is skipped; every
+// check of the header, and the key lookup, still runs on every token.
+// Only signed headers enter, so no one without the issuer's key can fill
+// it, and at most maxSignedHeaders. The maps are shared by concurrent
+// requests and only ever read: nothing may write to a decoded header
+// (TestVerifyConcurrent has the race detector watch for it).
+type signedHeaders struct {
+	m sync.Map // string → map[string]any
+	n atomic.Int32
+}
+
+const maxSignedHeaders = 64
+
+func (s *signedHeaders) get(header64 string) (map[string]any, bool) {
+	h, ok := s.m.Load(header64)
+	if !ok {
+		return nil, false
+	}
+	return h.(map[string]any), true
+}
+
+func (s *signedHeaders) add(header64 string, header map[string]any) {
+	// A place is taken first, so that concurrent adds cannot pass the bound.
+	if s.n.Add(1) > maxSignedHeaders {
+		s.n.Add(-1)
+		return
+	}
+	// A copy of the text, so as not to keep the token it is part of.
+	if _, loaded := s.m.LoadOrStore(strings.Clone(header64), header); loaded {
+		s.n.Add(-1) // another request remembered it first
+	}
+}
+
 // jwtVerifier checks signed JWT access tokens.
 type jwtVerifier struct {
+	headers   signedHeaders
 	validator *jwt.Validator
 	keys      *keySource // nil with an HMAC secret
 	secret    []byte
@@ -329,13 +368,16 @@ func (v *jwtVerifier) verify(ctx context.Context, token string) (principal.Princ
 	}
 
 	// The structure: each segment must decode, header and payload to JSON.
-	headerJSON, err := b64.DecodeString(header64)
-	if err != nil {
-		return none, malformed("header is not base64url", err)
-	}
-	header, err := decodeObject(headerJSON)
-	if err != nil {
-		return none, malformed("header is not a JSON object", err)
+	// A header seen on a token a trusted key signed is not decoded again.
+	header, seen := v.headers.get(header64)
+	if !seen {
+		headerJSON, err := b64.DecodeString(header64)
+		if err != nil {
+			return none, malformed("header is not base64url", err)
+		}
+		if header, err = decodeObject(headerJSON); err != nil {
+			return none, malformed("header is not a JSON object", err)
+		}
 	}
 	payload, err := b64.DecodeString(payload64)
 	if err != nil {
@@ -368,6 +410,10 @@ func (v *jwtVerifier) verify(ctx context.Context, token string) (principal.Princ
 	signingInput := token[:len(header64)+1+len(payload64)]
 	if err := method.Verify(signingInput, sig, key); err != nil {
 		return none, newErr(ErrInvalidToken, ReasonSignature, "token signature is invalid", err)
+	}
+	if !seen {
+		// Whatever the claims, a trusted key signed this header.
+		v.headers.add(header64, header)
 	}
 
 	// The claims, which a trusted key has signed.

@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -408,6 +410,83 @@ func mustMarshal(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// TestSignedHeaders: a header is remembered once a trusted key has signed
+// a token with it, never before, and no more than maxSignedHeaders of them;
+// a token whose header is remembered gets the same verdicts.
+func TestSignedHeaders(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	v := newTestVerifier(t, is, func(c *Config) { c.Now = time.Now })
+	ctx := context.Background()
+	good := is.Sign(t, "EdDSA", is.Claims("alice"), nil)
+	parts := strings.Split(good, ".")
+	forged := parts[0] + "." + parts[1] + "." + flipChar(parts[2])
+	if _, err := v.verify(ctx, forged); Reason(err) != ReasonSignature {
+		t.Fatalf("forged: %v", err)
+	}
+	if _, seen := v.headers.get(parts[0]); seen || v.headers.n.Load() != 0 {
+		t.Fatal("the header of a forged token was remembered")
+	}
+	for range 2 {
+		if _, err := v.verify(ctx, good); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, seen := v.headers.get(parts[0]); !seen || v.headers.n.Load() != 1 {
+		t.Fatalf("signed header not remembered once: %d", v.headers.n.Load())
+	}
+	// Now from memory: the forged token is still refused for its
+	// signature, an expired one with the same header for exp.
+	if _, err := v.verify(ctx, forged); Reason(err) != ReasonSignature {
+		t.Fatalf("forged, header remembered: %v", err)
+	}
+	c := is.Claims("alice")
+	c["exp"] = 1
+	expired := is.Sign(t, "EdDSA", c, nil)
+	if !strings.HasPrefix(expired, parts[0]+".") {
+		t.Fatal("test tokens differ in header")
+	}
+	sameVerdict(t, v, expired)
+	if _, err := v.verify(ctx, expired); Reason(err) != ReasonExpired {
+		t.Fatalf("expired, header remembered: %v", err)
+	}
+	for i := range maxSignedHeaders + 10 {
+		v.headers.add(fmt.Sprintf("h%d", i), map[string]any{})
+	}
+	if n := v.headers.n.Load(); n != maxSignedHeaders {
+		t.Fatalf("%d headers remembered, want at most %d", n, maxSignedHeaders)
+	}
+}
+
+// TestVerifyConcurrent verifies tokens of one header from many goroutines
+// at once, so that the race detector sees the shared header maps (and
+// keyfunc, which reads them) used concurrently.
+func TestVerifyConcurrent(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	v := newTestVerifier(t, is, func(c *Config) { c.Now = time.Now })
+	var tokens []string
+	for _, alg := range []string{"ES256", "EdDSA"} {
+		for range 4 {
+			tokens = append(tokens, is.Sign(t, alg, is.Claims("alice"), nil))
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8*len(tokens))
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range tokens {
+				if _, err := v.verify(context.Background(), tokens[(i+g)%len(tokens)]); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }
 
 // flipChar changes the sixth character of s to another base64url one.
