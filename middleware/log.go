@@ -26,6 +26,7 @@ func sourceAttr(src principal.Source) slog.Attr { return slog.String("source", s
 
 func subjectAttr(p principal.Principal) slog.Attr { return slog.String("sub", p.Subject) }
 
-// errAttr logs the cause of a refusal. Causes come from golang-jwt, keyfunc
-// and net/http, none of which quote the token.
+// errAttr logs the cause of a refusal. Causes come from golang-jwt, keyfunc,
+// net/http and the token decoders (see malformed), none of which quote the
+// token.
 func errAttr(err error) slog.Attr { return slog.String("error", err.Error()) }
