@@ -367,8 +367,21 @@ func (v *jwtVerifier) verify(ctx context.Context, token string) (principal.Princ
 		return none, newErr(ErrInvalidToken, ReasonBadToken, "token is not a signed JWT", nil)
 	}
 
-	// The structure: each segment must decode, header and payload to JSON.
-	// A header seen on a token a trusted key signed is not decoded again.
+	// Only the base64url alphabet: encoding/base64 skips CR and LF even in
+	// strict mode, which would give one signed token several spellings.
+	// (The Authenticator checks this before verify; verify must not rely
+	// on every caller doing so.)
+	if i := strings.IndexFunc(token, notB64URLOrDot); i >= 0 {
+		return none, malformed("token", fmt.Errorf("character outside base64url at offset %d", i))
+	}
+	// A real JOSE header is a few hundred bytes; a big one is only work
+	// for the decoder before the signature can refuse it.
+	if len(header64) > maxHeaderSegment {
+		return none, malformed("header", fmt.Errorf("longer than %d characters", maxHeaderSegment))
+	}
+
+	// The header must decode to a JSON object. A header seen on a token a
+	// trusted key signed is not decoded again.
 	header, seen := v.headers.get(header64)
 	if !seen {
 		headerJSON, err := b64.DecodeString(header64)
@@ -378,14 +391,6 @@ func (v *jwtVerifier) verify(ctx context.Context, token string) (principal.Princ
 		if header, err = decodeObject(headerJSON); err != nil {
 			return none, malformed("header is not a JSON object", err)
 		}
-	}
-	payload, err := b64.DecodeString(payload64)
-	if err != nil {
-		return none, malformed("payload is not base64url", err)
-	}
-	var claims strictClaims
-	if err := claims.decode(payload); err != nil {
-		return none, malformed("payload is not a JWT claims set", err)
 	}
 	// No alg, an alg that is not a string or one golang-jwt has no method
 	// for: nothing can verify the token. Whether an alg is allowed is
@@ -414,6 +419,19 @@ func (v *jwtVerifier) verify(ctx context.Context, token string) (principal.Princ
 	if !seen {
 		// Whatever the claims, a trusted key signed this header.
 		v.headers.add(header64, header)
+	}
+
+	// The payload is decoded only now, after the signature: unlike
+	// golang-jwt, which decodes it first, so that a forged token of nested
+	// JSON costs its decoder nothing. (A token with several faults is
+	// refused for its signature, which tells a prober less.)
+	payload, err := b64.DecodeString(payload64)
+	if err != nil {
+		return none, malformed("payload is not base64url", err)
+	}
+	var claims strictClaims
+	if err := claims.decode(payload); err != nil {
+		return none, malformed("payload is not a JWT claims set", err)
 	}
 
 	// The claims, which a trusted key has signed.
@@ -449,6 +467,14 @@ func principalOf(claims *strictClaims) (principal.Principal, error) {
 	return p, nil
 }
 
+// maxHeaderSegment bounds the base64url text of a JOSE header.
+const maxHeaderSegment = 2048
+
+// notB64URLOrDot reports a character that has no place in a compact JWS.
+func notB64URLOrDot(r rune) bool {
+	return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+}
+
 // splitCompact splits a compact JWS (RFC 7515 §7.1) into its three
 // segments; ok is false unless there are exactly three. A JWE has five and
 // is refused here.
@@ -468,6 +494,12 @@ var errNoMethod = errors.New("signing method (alg) is unavailable")
 // golang-jwt's did: an offset, a character or a number of the token, never
 // the token.
 func malformed(part string, err error) *authError {
+	// encoding/json quotes a number it cannot store whole in its error:
+	// up to the token's length of the token's bytes, in the log.
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		err = fmt.Errorf("number out of range at offset %d", te.Offset)
+	}
 	return newErr(ErrInvalidToken, ReasonBadToken, "token is malformed", fmt.Errorf("%s: %w", part, err))
 }
 

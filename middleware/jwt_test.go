@@ -144,11 +144,39 @@ func newTestVerifier(tb testing.TB, is *authtest.Issuer, edit func(*Config)) *jw
 
 // sameVerdict fails unless verify and refVerify answer token alike: the
 // same error kind, reason and description, or the same principal.
+// reordered reports a refusal for which verify and golang-jwt may name
+// different faults of one token, both refusing it: verify refuses a
+// character outside base64url before anything else, and decodes the
+// payload only after the signature, where golang-jwt decodes it first. So
+// when golang-jwt refused a malformed payload, verify may have refused the
+// same token for its header, key or signature; and when verify refused a
+// stray character, golang-jwt may have refused for anything.
+func reordered(got, want *authError) bool {
+	if got.reason == ReasonBadToken && strings.Contains(fmt.Sprint(got.cause), "outside base64url") {
+		return true
+	}
+	if want.reason != ReasonBadToken {
+		return false
+	}
+	switch got.reason {
+	case ReasonAlgorithm, ReasonBadHeader, ReasonUnknownKey, ReasonSignature:
+		return true
+	}
+	return false
+}
+
 func sameVerdict(t *testing.T, v *jwtVerifier, token string) {
 	t.Helper()
 	ctx := context.Background()
 	got, gotErr := v.verify(ctx, token)
 	want, wantErr := refVerify(ctx, v, token)
+	if h, _, _ := strings.Cut(token, "."); len(h) > maxHeaderSegment {
+		// Refused by verify alone, whatever golang-jwt says.
+		if Reason(gotErr) != ReasonBadToken {
+			t.Fatalf("a header of %d characters: %v", len(h), gotErr)
+		}
+		return
+	}
 	if (gotErr == nil) != (wantErr == nil) {
 		t.Fatalf("verify: %v; golang-jwt: %v", gotErr, wantErr)
 	}
@@ -156,6 +184,9 @@ func sameVerdict(t *testing.T, v *jwtVerifier, token string) {
 		var g, w *authError
 		if !errors.As(gotErr, &g) || !errors.As(wantErr, &w) {
 			t.Fatalf("not authErrors: %v; %v", gotErr, wantErr)
+		}
+		if reordered(g, w) {
+			return
 		}
 		if g.kind != w.kind || g.reason != w.reason || g.desc != w.desc {
 			t.Fatalf("verify: %s %q (%v); golang-jwt: %s %q (%v)", g.reason, g.desc, g.cause, w.reason, w.desc, w.cause)

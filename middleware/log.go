@@ -3,6 +3,7 @@ package middleware
 import (
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
@@ -28,5 +29,15 @@ func subjectAttr(p principal.Principal) slog.Attr { return slog.String("sub", p.
 
 // errAttr logs the cause of a refusal. Causes come from golang-jwt, keyfunc,
 // net/http and the token decoders (see malformed), none of which quote the
-// token.
-func errAttr(err error) slog.Attr { return slog.String("error", err.Error()) }
+// token (malformed rewrites encoding/json's one error that quotes a whole
+// number). Cut to maxLoggedError bytes all the same, so that no cause can
+// fill the log.
+func errAttr(err error) slog.Attr {
+	s := err.Error()
+	if len(s) > maxLoggedError {
+		s = strings.ToValidUTF8(s[:maxLoggedError], "") + "…"
+	}
+	return slog.String("error", s)
+}
+
+const maxLoggedError = 512
