@@ -354,12 +354,15 @@ var b64 = base64.RawURLEncoding.Strict()
 // with which encoding/json read the payload four times (validating it and
 // finding the value for strictClaims.UnmarshalJSON, which validated it
 // again and decoded it) and which copies it and joins the signing input
-// into a new string. The steps below are jwt.Parser's, in its order, so a
-// token with several faults is refused for the same one as before; the
-// signature and the registered claims are still checked by golang-jwt
-// (SigningMethod.Verify, jwt.Validator). refVerify, in the tests, is the
-// old way; TestVerifyMatchesParser and FuzzVerifyMatchesParser hold verify
-// to it.
+// into a new string. The steps below are jwt.Parser's but for two: a
+// character outside base64url or an oversized header is refused first,
+// and the payload is decoded after the signature, not before, so that a
+// forged token costs no JSON decoding. The signature and the registered
+// claims are still checked by golang-jwt (SigningMethod.Verify,
+// jwt.Validator). refVerify, in the tests, is the old way;
+// TestVerifyMatchesParser and FuzzVerifyMatchesParser hold verify to it,
+// allowing a token with several faults to be refused for another of them
+// (see reordered).
 func (v *jwtVerifier) verify(ctx context.Context, token string) (principal.Principal, error) {
 	var none principal.Principal
 	header64, payload64, sig64, ok := splitCompact(token)
