@@ -8,11 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
@@ -561,6 +563,64 @@ func BenchmarkVerify(b *testing.B) {
 				}
 				i++
 			}
+		})
+	}
+}
+
+// BenchmarkVerifyVsKeyfunc times verify and golang-jwt + keyfunc v3 with
+// the same checks (as BenchmarkBareParseKeyfunc) in turn, in one loop, so
+// that a loaded machine slows both alike, and reports each one's median
+// time and their ratio: the parser's cost without the Authenticator's
+// (the hash, the cache, the context).
+func BenchmarkVerifyVsKeyfunc(b *testing.B) {
+	for _, alg := range []string{"RS256", "PS256", "ES256", "EdDSA"} {
+		b.Run(alg, func(b *testing.B) {
+			is := authtest.NewIssuer(b)
+			v := newTestVerifier(b, is, func(c *Config) { c.Now = time.Now })
+			pool := make([]string, 512)
+			for i := range pool {
+				pool[i] = is.Sign(b, alg, is.Claims("alice"), nil)
+			}
+			kf, err := keyfunc.NewJWKSetJSON(is.JWKS())
+			if err != nil {
+				b.Fatal(err)
+			}
+			parser := jwt.NewParser(
+				jwt.WithValidMethods([]string{alg}),
+				jwt.WithIssuer(is.URL),
+				jwt.WithAudience(authtest.Audience),
+				jwt.WithExpirationRequired(),
+				jwt.WithIssuedAt(),
+				jwt.WithLeeway(DefaultClockSkew),
+				jwt.WithStrictDecoding(),
+			)
+			ctx := context.Background()
+			var mine, theirs []time.Duration
+			i := 0
+			for b.Loop() {
+				// Each goes first in turn, and each parses its own token.
+				for k := range 2 {
+					start := time.Now()
+					if (i+k)%2 == 0 {
+						if _, err := v.verify(ctx, pool[i%len(pool)]); err != nil {
+							b.Fatal(err)
+						}
+						mine = append(mine, time.Since(start))
+					} else {
+						if _, err := parser.Parse(pool[(i+100)%len(pool)], kf.Keyfunc); err != nil {
+							b.Fatal(err)
+						}
+						theirs = append(theirs, time.Since(start))
+					}
+				}
+				i++
+			}
+			slices.Sort(mine)
+			slices.Sort(theirs)
+			m, t := float64(mine[len(mine)/2]), float64(theirs[len(theirs)/2])
+			b.ReportMetric(m, "verify-ns")
+			b.ReportMetric(t, "keyfunc-ns")
+			b.ReportMetric(m/t, "verify/keyfunc")
 		})
 	}
 }
