@@ -846,13 +846,17 @@ func num(v any) int64 {
 }
 
 func TestAccessTokenExpires(t *testing.T) {
-	ts := mustStart(t, func(c *devidp.Config) { c.AccessTokenTTL = time.Second; c.OpaqueAccessTokens = true })
+	// Long enough that a loaded machine (the race detector, parallel
+	// packages) still asks while the token is fresh.
+	const ttl = 3 * time.Second
+	ts := mustStart(t, func(c *devidp.Config) { c.AccessTokenTTL = ttl; c.OpaqueAccessTokens = true })
 	conf := oauthConfig(ts)
+	issued := time.Now()
 	tok := mustGrant(t, ts, conf).token
 	if !active(t, ts, tok.AccessToken) {
-		t.Fatal("fresh token inactive")
+		t.Fatalf("fresh token inactive (%v after the grant began)", time.Since(issued))
 	}
-	time.Sleep(1100 * time.Millisecond)
+	time.Sleep(time.Until(issued.Add(ttl + 1100*time.Millisecond)))
 	if active(t, ts, tok.AccessToken) {
 		t.Fatal("expired token active")
 	}

@@ -32,7 +32,7 @@ func TestRawTokenNeverPrinted(t *testing.T) {
 		outputs[verb+" in unexported field"] = fmt.Sprintf(verb, struct{ p principal.Principal }{p})
 		ctx := principal.With(context.Background(), p)
 		outputs[verb+" context"] = fmt.Sprintf(verb, ctx)
-		outputs[verb+" derived context"] = fmt.Sprintf(verb, context.WithValue(ctx, struct{}{}, 1))
+		outputs[verb+" derived context"] = fmt.Sprintf(verb, context.WithValue(ctx, otherKey{}, 1))
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
@@ -175,3 +175,6 @@ func TestDecodeClaimsRefusesFoldedDuplicates(t *testing.T) {
 		})
 	}
 }
+
+// otherKey is a context key of the tests' own.
+type otherKey struct{}
