@@ -5,6 +5,8 @@ BENCHTIME ?= 1s
 COUNT     ?= 6
 ROUNDS    ?= 3
 DURATION  ?= 5s
+DISTINCT  ?= 2000
+PICK      ?= cycle
 # Every package of the four modules (the application at the root, and the
 # reusable introspection, middleware and middleware/ginauth, each a module of
 # its own so that its importers' builds stay small; go.work joins them).
@@ -60,11 +62,13 @@ bench:
 ## loadtest: throughput of a trivial handler behind no auth, bare golang-jwt + keyfunc,
 ## auth0/go-jwt-middleware and Tollgate (cache on and off), from wrk (or a Go load generator
 ## when wrk is missing) in a second process, over ROUNDS interleaved rounds of DURATION per run;
-## prints ratios to the unprotected endpoint. A measurement, not a test: not part of make test.
+## prints ratios to the unprotected endpoint and Tollgate's cache hit rate. DISTINCT lists the
+## numbers of distinct tokens, one scenario each (e.g. DISTINCT=1000,10000,100000); PICK is how
+## requests choose among them: cycle, uniform or zipf. A measurement, not a test: not part of make test.
 ## bench/ is a module of its own, outside go.work, so its dependencies stay out of the library's.
 loadtest:
 	cd bench && GOWORK=off $(GO) build -o ../bin/loadserver ./cmd/loadserver && GOWORK=off $(GO) build -o ../bin/loadtest ./cmd/loadtest
-	bin/loadtest -server bin/loadserver -rounds $(ROUNDS) -duration $(DURATION)
+	bin/loadtest -server bin/loadserver -rounds $(ROUNDS) -duration $(DURATION) -distinct '$(DISTINCT)' -pick '$(PICK)'
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

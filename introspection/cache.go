@@ -43,11 +43,12 @@ func (e entry) result() (*Response, error) {
 //
 // The middleware's verified-token cache (middleware/cache.go) is a separate
 // bounded map on the same TokenHash keys, on purpose: it holds only accepted
-// callers, whose loss costs a local signature check, so it evicts a tenth
-// at a time; this one also holds inactive verdicts, whose loss costs a call
-// to the authorization server, so it evicts one well-chosen entry per
-// insert. This package must not depend on the middleware, and sharing
-// would mean exporting a cache type here for the middleware alone.
+// callers, whose loss costs a local signature check, and keeps the ones in
+// use with a second-chance bit set on every hit; this one also holds
+// inactive verdicts, whose loss costs a call to the authorization server,
+// and evicts by time left. This package must not depend on the middleware,
+// and sharing would mean exporting a cache type here for the middleware
+// alone.
 type cache struct {
 	mu  sync.RWMutex
 	max int

@@ -1,7 +1,9 @@
 package middleware
 
 import (
+	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/introspection"
@@ -16,38 +18,75 @@ type tokenKey = introspection.TokenHash
 
 func keyOf(token string) tokenKey { return introspection.HashToken(token) }
 
+// cacheEntry is one verified token. Its fields never change once it is in
+// the cache (a new answer for the same token is a new entry), so a hit may
+// read it after releasing the lock; only used changes, atomically.
 type cacheEntry struct {
 	p       principal.Principal
 	expires time.Time
+	key     tokenKey
+	slot    int // index in verifiedCache.ring
+	// used is set by a hit and cleared by an eviction sweep passing over
+	// the entry: its second chance.
+	used atomic.Bool
 }
 
 // verifiedCache remembers tokens that passed verification, until their exp
-// or a maximum age, whichever is first. It is bounded: when full, it drops
-// expired entries and then arbitrary ones (Go's map iteration order is
-// random), which costs nothing on the hit path and cannot be steered by an
-// attacker into evicting one chosen entry.
+// or a maximum age, whichever is first. It is bounded, and when full it
+// evicts with CLOCK (second chance) whose hand starts at a random slot:
+// every entry sits in a ring; a hit sets the entry's used bit; an insert
+// into a full cache walks the ring from a random slot, clearing the used
+// bits it passes, and replaces the first entry that is expired or unused.
+// After a full turn without one (every entry was hit since the last
+// sweep) it replaces the entry it started at.
+//
+// Why this eviction, from the hit rates of the study in
+// evict_study_test.go (default size and age, 1k–100k distinct tokens):
+//
+//   - Real traffic is skewed: a few heavy clients and a long tail. With
+//     Zipf-distributed requests over 100,000 tokens it keeps 84% hits, as a
+//     true LRU does, where random eviction (what this cache did before: drop
+//     a tenth at a time, arbitrary entries, Go's map order) keeps 81%.
+//   - A caller minting fresh tokens to flush the cache gets its tokens
+//     evicted first (a new entry starts unused), so the callers in steady
+//     use keep their hits: 74% instead of 68% with half the requests from
+//     such a flood.
+//   - The random start keeps the one weakness of LRU and plain CLOCK away:
+//     n clients polling in turn, n a little above the cache size, make
+//     every insert evict the entry needed next, 0% hits; here they keep
+//     random eviction's share (77% at 11,000 clients).
+//   - Hits stay lock-free of writers: a read lock, a map read, and one
+//     atomic load (plus a store when the bit was clear); no allocation. A
+//     true LRU would take the write lock on every hit. The sweep runs on a
+//     miss, which has just paid for a signature check, and never passes
+//     more than one turn of the ring.
+//   - An attacker cannot choose what is evicted: the hand starts where the
+//     runtime's random generator says, and the used bits follow only the
+//     tokens that are being hit.
 //
 // It is not the introspection client's cache (introspection/cache.go),
 // though both are bounded maps keyed by TokenHash, on purpose: this one
 // holds only accepted callers (a refusal is never cached here, so garbage
-// tokens cannot fill it), and a lost entry costs one local signature check,
-// so it evicts a tenth at a time, cheaply and rarely. The client's cache
-// also holds "inactive" verdicts and a lost entry costs a round trip to the
-// authorization server, so it evicts one entry per insert, choosing the
-// one with the least life left. With introspection both run: an answer is
-// kept here no longer than the client keeps it (putUntil).
+// tokens cannot fill it), and a lost entry costs one local signature check.
+// The client's cache also holds "inactive" verdicts and a lost entry costs
+// a round trip to the authorization server; it evicts the sampled entry
+// with the least life left. With introspection both run: an answer is kept
+// here no longer than the client keeps it (putUntil).
 type verifiedCache struct {
 	mu      sync.RWMutex
-	entries map[tokenKey]cacheEntry
-	max     int
-	maxAge  time.Duration
+	entries map[tokenKey]*cacheEntry
+	// ring holds every entry at its slot: it grows to max, then an
+	// insert into a full cache reuses the slot of the entry it evicts.
+	ring   []*cacheEntry
+	max    int
+	maxAge time.Duration
 }
 
 func newVerifiedCache(max int, maxAge time.Duration) *verifiedCache {
 	if max <= 0 {
 		return nil
 	}
-	return &verifiedCache{entries: make(map[tokenKey]cacheEntry, min(max, 1024)), max: max, maxAge: maxAge}
+	return &verifiedCache{entries: make(map[tokenKey]*cacheEntry, min(max, 1024)), max: max, maxAge: maxAge}
 }
 
 func (c *verifiedCache) get(k tokenKey, now time.Time) (principal.Principal, bool) {
@@ -59,6 +98,11 @@ func (c *verifiedCache) get(k tokenKey, now time.Time) (principal.Principal, boo
 	c.mu.RUnlock()
 	if !ok || !now.Before(e.expires) {
 		return principal.Principal{}, false
+	}
+	// Load first: a hot entry's bit is already set, and a store on every
+	// hit would bounce its cache line between cores.
+	if !e.used.Load() {
+		e.used.Store(true)
 	}
 	return e.p, true
 }
@@ -86,28 +130,42 @@ func (c *verifiedCache) putUntil(k tokenKey, p principal.Principal, now, until t
 	if !now.Before(expires) {
 		return
 	}
+	e := &cacheEntry{p: p, expires: expires, key: k}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		c.evict(now)
+	switch old, ok := c.entries[k]; {
+	case ok:
+		e.slot = old.slot
+	case len(c.ring) < c.max:
+		e.slot = len(c.ring)
+		c.ring = append(c.ring, nil)
+	default:
+		e.slot = c.sweep(now)
+		delete(c.entries, c.ring[e.slot].key)
 	}
-	c.entries[k] = cacheEntry{p: p, expires: expires}
+	c.ring[e.slot] = e
+	c.entries[k] = e
 }
 
-// evict frees about a tenth of the cache; the caller holds the lock.
-func (c *verifiedCache) evict(now time.Time) {
-	target := c.max - c.max/10 - 1
-	for k, e := range c.entries {
-		if !now.Before(e.expires) {
-			delete(c.entries, k)
+// sweep returns the slot whose entry an insert into the full cache
+// replaces: from a random slot on, the first entry that is expired or was
+// not hit since a sweep last passed it, clearing the used bits it passes;
+// after a full turn, the slot it started at. The caller holds the lock.
+func (c *verifiedCache) sweep(now time.Time) int {
+	n := len(c.ring)
+	start := rand.IntN(n)
+	for i := range n {
+		s := start + i
+		if s >= n {
+			s -= n
 		}
-	}
-	for k := range c.entries {
-		if len(c.entries) <= target {
-			return
+		e := c.ring[s]
+		if !now.Before(e.expires) || !e.used.Load() {
+			return s
 		}
-		delete(c.entries, k)
+		e.used.Store(false)
 	}
+	return start
 }
 
 func (c *verifiedCache) len() int {

@@ -8,11 +8,17 @@
 //	/tollgate          Tollgate's middleware, defaults (verified-token cache on)
 //	/tollgate-nocache  Tollgate with CacheSize: middleware.Off
 //
+// and, unprotected, /stats: how many requests each Tollgate path
+// authenticated and how many of them its verified-token cache answered
+// (counted through Config.OnOutcome), as JSON, so that the load test can
+// report the cache's hit rate next to its throughput.
+//
 // Every protected path checks the same things: the signature against the
 // issuer's JWKS, iss, aud, exp and an algorithm allowlist. The issuer is an
 // in-process authtest server on loopback with an RS256 2048-bit key. The
-// tokens it signed are written to -tokens-dir: one.txt (one token) and
-// many.txt (-distinct tokens, one a line). The server listens on loopback
+// tokens it signed are written to -tokens-dir: one.txt (one token) and, for
+// each number N in -distinct, many-N.txt (N distinct tokens, one a line;
+// the smaller files are prefixes of the larger). The server listens on loopback
 // only, prints "listening http://ADDR" on stdout when ready, and stops when
 // its stdin closes (its parent is gone), on SIGINT/SIGTERM, or after
 // -max-lifetime, whichever comes first.
@@ -20,6 +26,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,8 +38,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -53,18 +64,32 @@ const tokenLifetime = 2 * time.Hour
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "loopback address to listen on")
 	dir := flag.String("tokens-dir", "", "directory for one.txt and many.txt (required)")
-	distinct := flag.Int("distinct", 2000, "number of distinct tokens in many.txt")
+	distinctList := flag.String("distinct", "2000", "comma-separated numbers of distinct tokens, one many-N.txt each")
 	maxLifetime := flag.Duration("max-lifetime", 30*time.Minute, "stop after this long in any case")
 	flag.Parse()
-	if *dir == "" || *distinct < 1 {
-		log.Fatal("loadserver: -tokens-dir is required and -distinct must be positive")
+	distinct, err := parseCounts(*distinctList)
+	if *dir == "" || err != nil {
+		log.Fatalf("loadserver: -tokens-dir is required and -distinct must list positive numbers (%v)", err)
 	}
-	if err := run(*addr, *dir, *distinct, *maxLifetime); err != nil {
+	if err := run(*addr, *dir, distinct, *maxLifetime); err != nil {
 		log.Fatalf("loadserver: %v", err)
 	}
 }
 
-func run(addr, dir string, distinct int, maxLifetime time.Duration) error {
+// parseCounts parses a comma-separated list of positive numbers.
+func parseCounts(list string) ([]int, error) {
+	var ns []int
+	for f := range strings.SplitSeq(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
+}
+
+func run(addr, dir string, distinct []int, maxLifetime time.Duration) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
@@ -102,17 +127,29 @@ func run(addr, dir string, distinct int, maxLifetime time.Duration) error {
 	}
 	mux.Handle("GET /auth0", auth0)
 
-	cached, err := middleware.New(ctx, middleware.Config{Issuer: is.URL, Audiences: []string{authtest.Audience}, JWKSURL: jwksURL})
+	stats := map[string]*counts{"/tollgate": {}, "/tollgate-nocache": {}}
+	cached, err := middleware.New(ctx, middleware.Config{Issuer: is.URL, Audiences: []string{authtest.Audience}, JWKSURL: jwksURL,
+		OnOutcome: stats["/tollgate"].add})
 	if err != nil {
 		return fmt.Errorf("tollgate: %w", err)
 	}
 	mux.Handle("GET /tollgate", cached.Require(handler))
 
-	uncached, err := middleware.New(ctx, middleware.Config{Issuer: is.URL, Audiences: []string{authtest.Audience}, JWKSURL: jwksURL, CacheSize: middleware.Off})
+	uncached, err := middleware.New(ctx, middleware.Config{Issuer: is.URL, Audiences: []string{authtest.Audience}, JWKSURL: jwksURL, CacheSize: middleware.Off,
+		OnOutcome: stats["/tollgate-nocache"].add})
 	if err != nil {
 		return fmt.Errorf("tollgate-nocache: %w", err)
 	}
 	mux.Handle("GET /tollgate-nocache", uncached.Require(handler))
+
+	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
+		out := make(map[string]Counts, len(stats))
+		for path, c := range stats {
+			out[path] = Counts{Requests: c.requests.Load(), Cached: c.cached.Load()}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	})
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -135,6 +172,23 @@ func run(addr, dir string, distinct int, maxLifetime time.Duration) error {
 		return err
 	}
 	return nil
+}
+
+// counts are one Tollgate path's authentications, counted by OnOutcome.
+type counts struct{ requests, cached atomic.Int64 }
+
+func (c *counts) add(o middleware.Outcome) {
+	c.requests.Add(1)
+	if o.Cached {
+		c.cached.Add(1)
+	}
+}
+
+// Counts is one path's entry in /stats: requests authenticated (accepted or
+// not) and how many of them the verified-token cache answered.
+type Counts struct {
+	Requests int64 `json:"requests"`
+	Cached   int64 `json:"cached"`
 }
 
 // handler is the trivial JSON endpoint every path serves.
@@ -205,9 +259,11 @@ func auth0JWT(jwksURL, issuer string) (http.Handler, error) {
 	return m.CheckJWT(handler), nil
 }
 
-// writeTokens writes one.txt (one token) and many.txt (distinct tokens, one
-// a line), all RS256, valid for tokenLifetime.
-func writeTokens(tb authtest.TB, is *authtest.Issuer, dir string, distinct int) error {
+// writeTokens writes one.txt (one token) and, for every n in distinct,
+// many-n.txt (n distinct tokens, one a line), all RS256, valid for
+// tokenLifetime. The tokens are signed on every CPU: 100,000 RS256
+// signatures take a minute or more on one.
+func writeTokens(tb authtest.TB, is *authtest.Issuer, dir string, distinct []int) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -215,12 +271,28 @@ func writeTokens(tb authtest.TB, is *authtest.Issuer, dir string, distinct int) 
 	if err := os.WriteFile(filepath.Join(dir, "one.txt"), []byte(is.Mint(tb, "user-one", exp)+"\n"), 0o600); err != nil {
 		return err
 	}
-	var b strings.Builder
-	for i := range distinct {
-		b.WriteString(is.Mint(tb, "user-"+strconv.Itoa(i), exp))
-		b.WriteByte('\n')
+	tokens := make([]string, slices.Max(distinct))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(tokens); i = int(next.Add(1) - 1) {
+				tokens[i] = is.Mint(tb, "user-"+strconv.Itoa(i), exp)
+			}
+		})
 	}
-	return os.WriteFile(filepath.Join(dir, "many.txt"), []byte(b.String()), 0o600)
+	wg.Wait()
+	for _, n := range distinct {
+		var b strings.Builder
+		for _, t := range tokens[:n] {
+			b.WriteString(t)
+			b.WriteByte('\n')
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("many-%d.txt", n)), []byte(b.String()), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // fatalTB lets authtest, written for tests, run in a program: a failure ends

@@ -1,12 +1,22 @@
 // Command loadtest measures the throughput of loadserver's endpoints from a
 // second process (make loadtest). It starts loadserver on loopback, then, for
 // every round, runs a load generator against each endpoint in turn (the order
-// rotates from round to round), in two scenarios: every request with the same
-// token, and requests cycling through many distinct tokens. It prints a
-// markdown table of requests/s as a ratio to the unprotected endpoint of the
-// same round and scenario (median over rounds, with the min–max spread), and
-// the raw medians. Ratios, not absolute numbers, because the machine is
-// shared and noisy: neighbours slow all endpoints of a round alike.
+// rotates from round to round), in several scenarios: every request with the
+// same token, and, for each number in -distinct, requests spread over that
+// many distinct tokens. It prints a markdown table of requests/s as a ratio
+// to the unprotected endpoint of the same round and scenario (median over
+// rounds, with the min–max spread), the raw medians, and the hit rate of
+// Tollgate's verified-token cache in each run (from loadserver's /stats,
+// read before and after it). Ratios, not absolute numbers, because the
+// machine is shared and noisy: neighbours slow all endpoints of a round
+// alike.
+//
+// -pick says how a request chooses among the distinct tokens: cycle (each
+// connection or wrk thread in turn through the list, from a place of its
+// own), uniform (at random), or zipf (at random with Zipf's law, s = 1.1:
+// the first tokens of the list are the heavy clients of real traffic, the
+// rest a long tail). -endpoints limits the run to some paths; the
+// unprotected one is always measured, as the baseline.
 //
 // The load generator is wrk when it is on PATH (or -wrk names it), with a Lua
 // script that picks the distinct tokens; otherwise, or with -gen go, a small
@@ -18,11 +28,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -39,8 +52,11 @@ import (
 	"time"
 )
 
+// endpoint is one of loadserver's paths.
+type endpoint struct{ path, label string }
+
 // endpoints are loadserver's paths, the baseline first, with their labels.
-var endpoints = []struct{ path, label string }{
+var endpoints = []endpoint{
 	{"/none", "unprotected"},
 	{"/bare", "golang-jwt v5 + keyfunc v3, parse on every request"},
 	{"/auth0", "auth0/go-jwt-middleware v3.1.0"},
@@ -51,8 +67,11 @@ var endpoints = []struct{ path, label string }{
 // scenario is one way of choosing tokens.
 type scenario struct {
 	name string
-	file string // one.txt or many.txt in the tokens directory
+	file string // one.txt or many-N.txt in the tokens directory
 }
+
+// zipfS is the exponent of -pick zipf.
+const zipfS = 1.1
 
 // settings are the command's flags.
 type settings struct {
@@ -61,7 +80,10 @@ type settings struct {
 	duration    time.Duration
 	threads     int
 	connections int
-	distinct    int
+	distinct    string
+	counts      []int
+	pick        string
+	paths       string
 	gen         string
 	wrk         string
 }
@@ -73,12 +95,33 @@ func main() {
 	flag.DurationVar(&s.duration, "duration", 5*time.Second, "length of each load run")
 	flag.IntVar(&s.threads, "threads", 2, "load generator threads (wrk -t)")
 	flag.IntVar(&s.connections, "connections", 32, "open connections (wrk -c)")
-	flag.IntVar(&s.distinct, "distinct", 2000, "distinct tokens in the second scenario")
+	flag.StringVar(&s.distinct, "distinct", "2000", "comma-separated numbers of distinct tokens, one scenario each")
+	flag.StringVar(&s.pick, "pick", "cycle", "how requests choose among distinct tokens: cycle, uniform or zipf")
+	flag.StringVar(&s.paths, "endpoints", "", "comma-separated paths to measure besides /none (default: all)")
 	flag.StringVar(&s.gen, "gen", "auto", "load generator: auto (wrk if found, else go), wrk or go")
 	flag.StringVar(&s.wrk, "wrk", "wrk", "the wrk binary")
 	flag.Parse()
-	if s.server == "" || s.rounds < 1 || s.duration < time.Second || s.threads < 1 || s.connections < s.threads || s.distinct < 1 {
-		log.Fatal("loadtest: need -server, -rounds ≥ 1, -duration ≥ 1s, -threads ≥ 1, -connections ≥ -threads, -distinct ≥ 1")
+	if s.server == "" || s.rounds < 1 || s.duration < time.Second || s.threads < 1 || s.connections < s.threads {
+		log.Fatal("loadtest: need -server, -rounds ≥ 1, -duration ≥ 1s, -threads ≥ 1, -connections ≥ -threads")
+	}
+	for f := range strings.SplitSeq(s.distinct, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			log.Fatalf("loadtest: -distinct %q: want positive numbers, comma-separated", s.distinct)
+		}
+		s.counts = append(s.counts, n)
+	}
+	if !slices.Contains([]string{"cycle", "uniform", "zipf"}, s.pick) {
+		log.Fatalf("loadtest: -pick %q: want cycle, uniform or zipf", s.pick)
+	}
+	if s.paths != "" {
+		keep := strings.Split(s.paths, ",")
+		for _, p := range keep {
+			if !slices.ContainsFunc(endpoints, func(e endpoint) bool { return e.path == p }) {
+				log.Fatalf("loadtest: -endpoints: unknown path %q", p)
+			}
+		}
+		endpoints = slices.DeleteFunc(endpoints, func(e endpoint) bool { return e.path != "/none" && !slices.Contains(keep, e.path) })
 	}
 	switch s.gen {
 	case "auto":
@@ -121,9 +164,9 @@ func run(ctx context.Context, s settings) error {
 		_ = srv.Wait()
 	}()
 
-	scenarios := []scenario{
-		{"one token", "one.txt"},
-		{fmt.Sprintf("%d distinct tokens", s.distinct), "many.txt"},
+	scenarios := []scenario{{"one token", "one.txt"}}
+	for _, n := range s.counts {
+		scenarios = append(scenarios, scenario{fmt.Sprintf("%d distinct tokens (%s)", n, s.pick), fmt.Sprintf("many-%d.txt", n)})
 	}
 	load, err := newLoader(s, dir)
 	if err != nil {
@@ -141,32 +184,76 @@ func run(ctx context.Context, s settings) error {
 		}
 	}
 
-	// rps[scenario][endpoint][round]
+	// rps[scenario][endpoint][round], and the cache's hit rate in %
+	// (NaN for an endpoint without cache statistics).
 	rps := make([][][]float64, len(scenarios))
+	hits := make([][][]float64, len(scenarios))
 	for i := range rps {
 		rps[i] = make([][]float64, len(endpoints))
+		hits[i] = make([][]float64, len(endpoints))
 	}
 	for round := range s.rounds {
 		for si, sc := range scenarios {
 			for k := range endpoints {
 				ei := (k + round) % len(endpoints)
-				v, err := load(ctx, base+endpoints[ei].path, sc, s.duration)
+				path := endpoints[ei].path
+				before, err := readStats(ctx, base)
 				if err != nil {
-					return fmt.Errorf("round %d %s, %s: %w", round+1, endpoints[ei].path, sc.name, err)
+					return err
+				}
+				v, err := load(ctx, base+path, sc, s.duration)
+				if err != nil {
+					return fmt.Errorf("round %d %s, %s: %w", round+1, path, sc.name, err)
+				}
+				after, err := readStats(ctx, base)
+				if err != nil {
+					return err
+				}
+				h := math.NaN()
+				if a, ok := after[path]; ok && a.Requests > before[path].Requests {
+					h = 100 * float64(a.Cached-before[path].Cached) / float64(a.Requests-before[path].Requests)
 				}
 				rps[si][ei] = append(rps[si][ei], v)
-				fmt.Fprintf(os.Stderr, "round %d/%d  %-22s %-18s %10.0f req/s\n", round+1, s.rounds, sc.name, endpoints[ei].path, v)
+				hits[si][ei] = append(hits[si][ei], h)
+				fmt.Fprintf(os.Stderr, "round %d/%d  %-34s %-18s %10.0f req/s  cache hits %5.1f%%\n", round+1, s.rounds, sc.name, path, v, h)
 			}
 		}
 	}
-	printTable(os.Stdout, s, scenarios, rps)
+	printTable(os.Stdout, s, scenarios, rps, hits)
 	return nil
+}
+
+// stats is loadserver's /stats: per Tollgate path, requests authenticated
+// and cache hits among them.
+type stats map[string]struct {
+	Requests int64 `json:"requests"`
+	Cached   int64 `json:"cached"`
+}
+
+func readStats(ctx context.Context, base string) (stats, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/stats", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("stats: status %d", resp.StatusCode)
+	}
+	var st stats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
+	}
+	return st, nil
 }
 
 // startServer starts loadserver and waits for its address. Its stdin is a
 // pipe this process holds, so it also stops if this process dies.
 func startServer(ctx context.Context, s settings, dir string) (string, *exec.Cmd, error) {
-	cmd := exec.Command(s.server, "-tokens-dir", dir, "-distinct", strconv.Itoa(s.distinct))
+	cmd := exec.Command(s.server, "-tokens-dir", dir, "-distinct", s.distinct)
 	cmd.Stderr = os.Stderr
 	if _, err := cmd.StdinPipe(); err != nil {
 		return "", nil, err
@@ -192,14 +279,21 @@ func startServer(ctx context.Context, s settings, dir string) (string, *exec.Cmd
 	select {
 	case a := <-addr:
 		return a, cmd, nil
-	case <-time.After(60 * time.Second):
-		err = errors.New("loadserver did not start within 60s")
+	case <-time.After(startTimeout(s.counts)):
+		err = fmt.Errorf("loadserver did not start within %s", startTimeout(s.counts))
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 	return "", nil, err
+}
+
+// startTimeout is how long loadserver may take to start: it signs every
+// token first, RS256 at a few milliseconds each on a busy 2-CPU machine
+// (100,000 took 2.5 minutes).
+func startTimeout(counts []int) time.Duration {
+	return 60*time.Second + time.Duration(slices.Max(counts))*5*time.Millisecond
 }
 
 // loader runs load against url for d and returns requests/s.
@@ -212,21 +306,44 @@ func newLoader(s settings, dir string) (loader, error) {
 	return goLoader(s, dir), nil
 }
 
-// wrkScript sends each request with the next token of the file given after
-// "--", each thread starting at its own place, so that concurrent
-// connections carry different tokens.
+// wrkScript sends each request with a token of the file given after "--",
+// picked as the second argument says: cycle (the next token, each thread
+// starting at its own place, so that concurrent connections carry different
+// tokens), uniform, or zipf (rank k with weight k^-s, by binary search in
+// the cumulative weights; the third argument is s).
 const wrkScript = `
 local tokens = {}
 local i = 0
+local pick = "cycle"
+local cdf, total = {}, 0
 function init(args)
   for line in io.lines(args[1]) do
     if #line > 0 then tokens[#tokens + 1] = "Bearer " .. line end
+  end
+  pick = args[2] or "cycle"
+  if pick == "zipf" then
+    local s = tonumber(args[3])
+    for k = 1, #tokens do
+      total = total + k ^ -s
+      cdf[k] = total
+    end
   end
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
   i = math.random(#tokens)
 end
 function request()
-  i = i % #tokens + 1
+  if pick == "uniform" then
+    i = math.random(#tokens)
+  elseif pick == "zipf" then
+    local u, lo, hi = math.random() * total, 1, #tokens
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if cdf[mid] < u then lo = mid + 1 else hi = mid end
+    end
+    i = lo
+  else
+    i = i % #tokens + 1
+  end
   return wrk.format(nil, nil, {["Authorization"] = tokens[i]})
 end
 `
@@ -242,7 +359,10 @@ func wrkLoader(s settings, dir string) (loader, error) {
 		return nil, err
 	}
 	return func(ctx context.Context, url string, sc scenario, d time.Duration) (float64, error) {
-		args := []string{"-t", strconv.Itoa(s.threads), "-c", strconv.Itoa(s.connections), "-d", fmt.Sprintf("%ds", int(d.Round(time.Second)/time.Second))}
+		// --timeout 10s: wrk's default, 2 s, counts one request held up by
+		// a busy neighbour on this shared machine as a socket error, which
+		// fails the whole run.
+		args := []string{"-t", strconv.Itoa(s.threads), "-c", strconv.Itoa(s.connections), "-d", fmt.Sprintf("%ds", int(d.Round(time.Second)/time.Second)), "--timeout", "10s"}
 		tokens := filepath.Join(dir, sc.file)
 		if sc.file == "one.txt" {
 			// One token: a fixed header, wrk's cheapest path, as a client
@@ -253,7 +373,7 @@ func wrkLoader(s settings, dir string) (loader, error) {
 			}
 			args = append(args, "-H", "Authorization: Bearer "+strings.TrimSpace(string(tok)), url)
 		} else {
-			args = append(args, "-s", script, url, "--", tokens)
+			args = append(args, "-s", script, url, "--", tokens, s.pick, strconv.FormatFloat(zipfS, 'f', -1, 64))
 		}
 		cctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
 		defer cancel()
@@ -296,11 +416,10 @@ func goLoader(s settings, dir string) loader {
 		start := time.Now()
 		for c := range s.connections {
 			wg.Go(func() {
-				i := c * len(tokens) / s.connections
+				next := picker(s.pick, len(tokens), c*len(tokens)/s.connections, rand.New(rand.NewPCG(uint64(c), uint64(time.Now().UnixNano()))))
 				for cctx.Err() == nil {
 					req, _ := http.NewRequestWithContext(cctx, http.MethodGet, url, nil)
-					req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
-					i++
+					req.Header.Set("Authorization", "Bearer "+tokens[next()])
 					resp, err := client.Do(req)
 					if err != nil {
 						if cctx.Err() == nil {
@@ -329,6 +448,23 @@ func goLoader(s settings, dir string) loader {
 	}
 }
 
+// picker returns the Go generator's choice of token index for -pick: the
+// same three ways as the wrk script's.
+func picker(pick string, n, start int, r *rand.Rand) func() int {
+	switch pick {
+	case "uniform":
+		return func() int { return r.IntN(n) }
+	case "zipf":
+		if n < 2 {
+			return func() int { return 0 }
+		}
+		z := rand.NewZipf(r, zipfS, 1, uint64(n-1))
+		return func() int { return int(z.Uint64()) }
+	}
+	i := start
+	return func() int { i = (i + 1) % n; return i }
+}
+
 func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
@@ -339,7 +475,7 @@ func median(v []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-func printTable(w io.Writer, s settings, scenarios []scenario, rps [][][]float64) {
+func printTable(w io.Writer, s settings, scenarios []scenario, rps, hits [][][]float64) {
 	gen := "wrk (" + s.wrk + ")"
 	if s.gen == "go" {
 		gen = "the Go load generator in bench/cmd/loadtest"
@@ -383,6 +519,27 @@ func printTable(w io.Writer, s settings, scenarios []scenario, rps [][][]float64
 		for si := range scenarios {
 			v := rps[si][ei]
 			fmt.Fprintf(w, " %.0f [%.0f–%.0f] |", median(v), slices.Min(v), slices.Max(v))
+		}
+		fmt.Fprintln(w)
+	}
+
+	fmt.Fprint(w, "\nVerified-token cache hits, % of each run's requests, median [min–max]:\n\n| endpoint |")
+	for _, sc := range scenarios {
+		fmt.Fprintf(w, " %s |", sc.name)
+	}
+	fmt.Fprint(w, "\n| --- |")
+	for range scenarios {
+		fmt.Fprint(w, " --- |")
+	}
+	fmt.Fprintln(w)
+	for ei, ep := range endpoints {
+		if math.IsNaN(hits[0][ei][0]) {
+			continue
+		}
+		fmt.Fprintf(w, "| `%s` |", ep.path)
+		for si := range scenarios {
+			v := hits[si][ei]
+			fmt.Fprintf(w, " %.1f [%.1f–%.1f] |", median(v), slices.Min(v), slices.Max(v))
 		}
 		fmt.Fprintln(w)
 	}
