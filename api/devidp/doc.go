@@ -16,9 +16,8 @@
 //
 // Access tokens are RS256 JWTs in the shape of RFC 9068 (header typ at+jwt;
 // claims iss, sub, aud, scope, client_id, jti, iat, nbf, exp, acr,
-// auth_time) or, with
-// Config.OpaqueAccessTokens, opaque fosite HMAC tokens for the introspection
-// mode. Both kinds are recorded server-side, so introspection and revocation
+// auth_time) or, with Config.OpaqueAccessTokens, opaque fosite HMAC tokens
+// for the introspection mode. Both kinds are recorded server-side, so introspection and revocation
 // work for both. Introspection answers "active": true for access tokens
 // only: a refresh or ID token is inactive there, so that no resource server
 // takes one for a bearer token.
