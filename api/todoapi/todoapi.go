@@ -124,7 +124,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	tcfg := todos.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger}
 	if need := cfg.deleteAllStepUp(); len(need.ACRValues) > 0 || need.MaxAge > 0 {
 		tcfg.AllowDeleteAll = stepUpCheck(auth, need)
-		logger.Info("deleting every todo needs step-up (RFC 9470)", "acr_values", need.ACRValues, "max_age", need.MaxAge.String())
+		attrs := []any{}
+		if len(need.ACRValues) > 0 {
+			attrs = append(attrs, "acr_values", need.ACRValues)
+		}
+		if need.MaxAge > 0 {
+			attrs = append(attrs, "max_age", need.MaxAge.String())
+		}
+		logger.Info("deleting every todo needs step-up (RFC 9470)", attrs...)
 	}
 	handlers, err := todos.NewHandlers(store, tcfg)
 	if err != nil {
