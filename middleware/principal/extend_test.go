@@ -24,6 +24,7 @@ func TestRawTokenNeverPrinted(t *testing.T) {
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("x", "p", p, "ptr", &p)
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("x", "p", p, "ptr", &p)
 	outputs := map[string]string{"slog": logs.String()}
+	type derivedKey struct{}
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d", "%T", "%p"} {
 		outputs[verb] = fmt.Sprintf(verb, p)
 		outputs[verb+" ptr"] = fmt.Sprintf(verb, &p)
@@ -32,7 +33,7 @@ func TestRawTokenNeverPrinted(t *testing.T) {
 		outputs[verb+" in unexported field"] = fmt.Sprintf(verb, struct{ p principal.Principal }{p})
 		ctx := principal.With(context.Background(), p)
 		outputs[verb+" context"] = fmt.Sprintf(verb, ctx)
-		outputs[verb+" derived context"] = fmt.Sprintf(verb, context.WithValue(ctx, struct{}{}, 1))
+		outputs[verb+" derived context"] = fmt.Sprintf(verb, context.WithValue(ctx, derivedKey{}, 1))
 	}
 	b, err := json.Marshal(p)
 	if err != nil {

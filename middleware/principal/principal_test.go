@@ -55,7 +55,8 @@ func TestContextBehavesAsWithValue(t *testing.T) {
 	type key struct{}
 	parent, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
 	ctx := principal.With(parent, principal.Principal{Subject: "alice"})
-	derived, cancelDerived := context.WithTimeout(context.WithValue(ctx, struct{}{}, 1), time.Hour)
+	type derivedKey struct{}
+	derived, cancelDerived := context.WithTimeout(context.WithValue(ctx, derivedKey{}, 1), time.Hour)
 	defer cancelDerived()
 
 	if p, ok := principal.From(derived); !ok || p.Subject != "alice" {
