@@ -25,7 +25,8 @@ all: lint test
 
 ## run: build and start devidp, exchange and todo-api on loopback, print the address and the demo
 ## logins; Ctrl-C stops all three. Settings pass through, e.g. make run AUTH_MODE=introspection
-## EXCHANGE_PORT=3001 (also DEVIDP_PORT, TODO_API_PORT, ACCESS_TOKEN_TTL, DATA_DIR, WEB_DIR).
+## EXCHANGE_PORT=3001 (also DEVIDP_PORT, TODO_API_PORT, ACCESS_TOKEN_TTL, DATA_DIR, WEB_DIR, and
+## REQUIRE_ACR_FOR_DELETE_ALL=urn:tollgate:acr:2fa for RFC 9470 step-up on "Delete all").
 ##
 ## Built and exec'd rather than go run: go run exits 1 whenever it was
 ## interrupted, so every Ctrl-C would end in "make: *** Error 1", and it does
@@ -37,7 +38,8 @@ RUN_FLAGS = $(strip \
 	$(if $(TODO_API_PORT),-todo-api-port='$(TODO_API_PORT)') \
 	$(if $(ACCESS_TOKEN_TTL),-access-token-ttl='$(ACCESS_TOKEN_TTL)') \
 	$(if $(DATA_DIR),-data-dir='$(DATA_DIR)') \
-	$(if $(WEB_DIR),-web-dir='$(WEB_DIR)'))
+	$(if $(WEB_DIR),-web-dir='$(WEB_DIR)') \
+	$(if $(REQUIRE_ACR_FOR_DELETE_ALL),-require-acr-for-delete-all='$(REQUIRE_ACR_FOR_DELETE_ALL)'))
 
 run:
 	$(GO) build -o bin/tollgate-dev ./cmd/tollgate-dev

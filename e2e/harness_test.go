@@ -103,6 +103,13 @@ func buildBinaries(t *testing.T) string {
 // test ends. ttl is the access token lifetime (0: devidp's default).
 func startStack(t *testing.T, mode string, ttl time.Duration) *devstack.Stack {
 	t.Helper()
+	return startStackEnv(t, mode, ttl, nil)
+}
+
+// startStackEnv is startStack with more settings of the todo API, as
+// KEY=VALUE.
+func startStackEnv(t *testing.T, mode string, ttl time.Duration, todoAPIEnv []string) *devstack.Stack {
+	t.Helper()
 	bin := buildBinaries(t)
 	ports, err := devstack.FreePorts(3)
 	if err != nil {
@@ -123,7 +130,7 @@ func startStack(t *testing.T, mode string, ttl time.Duration) *devstack.Stack {
 		Env: map[string][]string{
 			// No leeway: a token is refused the moment it expires, so the
 			// refresh is exercised within seconds, not a minute later.
-			devstack.TodoAPI: {"CLOCK_SKEW=0s"},
+			devstack.TodoAPI: append([]string{"CLOCK_SKEW=0s"}, todoAPIEnv...),
 		},
 	})
 	if err != nil {

@@ -333,6 +333,7 @@ func TestWriteErrorAlwaysReason(t *testing.T) {
 		{errors.New("custom"), 401, middleware.ReasonBadToken},
 		{middleware.ErrNoToken, 401, middleware.ReasonNoToken},
 		{middleware.ErrScope, 403, middleware.ReasonScope},
+		{middleware.ErrStepUp, 401, middleware.ReasonStepUp},
 		{middleware.ErrUnavailable, 503, middleware.ReasonUnavailable},
 	}
 	for _, tt := range tests {

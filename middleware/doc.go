@@ -17,10 +17,13 @@
 // Failures map to RFC 6750 §3 answers with an application/problem+json body
 // that always carries a reason: no token is 401 with a bare challenge, a
 // malformed request 400 invalid_request, a bad token 401 invalid_token, a
-// missing scope 403 insufficient_scope, and an authorization server that
-// cannot be reached with nothing cached 503 with Retry-After. The sentinel
-// errors ErrNoToken, ErrMalformed, ErrInvalidToken, ErrScope and
-// ErrUnavailable let callers branch with errors.Is, one sentinel per call.
+// missing scope 403 insufficient_scope, a user authentication that is not
+// strong or recent enough for a route's StepUp 401
+// insufficient_user_authentication with acr_values and max_age (RFC 9470),
+// and an authorization server that cannot be reached with nothing cached
+// 503 with Retry-After. The sentinel errors ErrNoToken, ErrMalformed,
+// ErrInvalidToken, ErrScope, ErrStepUp and ErrUnavailable let callers
+// branch with errors.Is, one sentinel per call.
 //
 // The middleware has the net/http shape (func(http.Handler) http.Handler),
 // so it fits the standard library's ServeMux and routers built on it such

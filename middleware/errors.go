@@ -15,6 +15,9 @@ var (
 	ErrInvalidToken = errors.New("middleware: invalid token")
 	ErrScope        = errors.New("middleware: insufficient scope")
 	ErrUnavailable  = errors.New("middleware: authorization server unavailable")
+	// ErrStepUp: the token is valid, but the user's authentication behind
+	// it is not the kind or not as recent as the route requires (RFC 9470).
+	ErrStepUp = errors.New("middleware: insufficient user authentication")
 )
 
 // Reasons name why a request was refused. They are a small fixed set, fit
@@ -46,6 +49,9 @@ const (
 	ReasonOverloaded = "overloaded"
 	// ReasonClaims: Config.ValidateClaims refused the caller.
 	ReasonClaims = "claims_rejected"
+	// ReasonStepUp: the user's authentication behind the token does not
+	// meet the route's StepUp (acr or auth_time).
+	ReasonStepUp = "insufficient_user_authentication"
 )
 
 // authError is what Authenticate returns: a sentinel kind, a reason for
@@ -58,6 +64,7 @@ type authError struct {
 	cause  error
 	realm  string
 	scopes []string // for ErrScope: the scopes the route needs
+	stepUp *StepUp  // for ErrStepUp: what the route requires
 }
 
 func (e *authError) Error() string {
@@ -92,6 +99,8 @@ func Reason(err error) string {
 		return ReasonMalformed
 	case errors.Is(err, ErrScope):
 		return ReasonScope
+	case errors.Is(err, ErrStepUp):
+		return ReasonStepUp
 	case errors.Is(err, ErrUnavailable):
 		return ReasonUnavailable
 	}
@@ -101,8 +110,8 @@ func Reason(err error) string {
 // RetryAfter is the Retry-After value, in seconds, sent with 503 answers.
 const RetryAfter = 5
 
-// WriteError writes the RFC 6750 §3 answer for an error from Authenticate
-// or a scope check: the status, the WWW-Authenticate challenge and an RFC
+// WriteError writes the RFC 6750 §3 answer for an error from Authenticate,
+// a scope check or a step-up check (RFC 9470 §3): the status, the WWW-Authenticate challenge and an RFC
 // 9457 problem+json body with a reason (see Reason). The description is
 // fixed text chosen by this package, never the wrapped cause, so nothing of
 // the token is echoed. An error that wraps none of the sentinels is
@@ -142,6 +151,8 @@ func asAuthError(err error) *authError {
 		ae.kind, ae.desc = ErrMalformed, "malformed authorization"
 	case errors.Is(err, ErrScope):
 		ae.kind, ae.desc = ErrScope, "insufficient scope"
+	case errors.Is(err, ErrStepUp):
+		ae.kind, ae.desc = ErrStepUp, "insufficient user authentication"
 	case errors.Is(err, ErrUnavailable):
 		ae.kind, ae.desc = ErrUnavailable, "authorization server unavailable"
 	}
@@ -162,6 +173,8 @@ func challengeOf(ae *authError) (int, string) {
 			kv = append(kv, "scope", strings.Join(ae.scopes, " "))
 		}
 		return http.StatusForbidden, bearer(ae.realm, kv...)
+	case ErrStepUp:
+		return http.StatusUnauthorized, stepUpChallenge(ae)
 	case ErrUnavailable:
 		return http.StatusServiceUnavailable, ""
 	}

@@ -275,3 +275,36 @@ func (logTB) Helper()                           {}
 func (logTB) Fatal(args ...any)                 { log.Fatal(args...) }
 func (logTB) Fatalf(format string, args ...any) { log.Fatalf(format, args...) }
 func (logTB) Cleanup(func())                    {}
+
+// Ask for a stronger or fresher sign-in on the routes that need it (RFC
+// 9470 step-up): RequireStepUp, after Require, checks the token's acr and
+// auth_time, and a refusal's challenge tells the client what to ask its
+// authorization server for (acr_values and max_age in a new authorization
+// request). A handler can call CheckStepUp instead, e.g. only for the
+// bulk form of a request.
+func ExampleAuthenticator_RequireStepUp() {
+	is, auth := newExampleAuth(nil)
+	defer is.Server.Close()
+
+	strong := middleware.StepUp{ACRValues: []string{"urn:example:acr:mfa"}, MaxAge: 10 * time.Minute}
+	mux := http.NewServeMux()
+	mux.Handle("GET /payouts", auth.Require(auth.RequireStepUp(strong)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "payouts of %s", principal.Subject(r.Context()))
+	}))))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	signedIn := func(acr string, ago time.Duration) authtest.Option {
+		return authtest.WithClaims(func(c map[string]any) {
+			c["acr"] = acr
+			c["auth_time"] = time.Now().Add(-ago).Unix()
+		})
+	}
+	get(srv, "/payouts", is.Mint(logTB{}, "alice", signedIn("urn:example:acr:mfa", time.Minute)))
+	get(srv, "/payouts", is.Mint(logTB{}, "bob", signedIn("urn:example:acr:password", time.Minute)))
+	get(srv, "/payouts", is.Mint(logTB{}, "carol", signedIn("urn:example:acr:mfa", 2*time.Hour)))
+	// Output:
+	// 200 payouts of alice
+	// 401 Bearer realm="example", error="insufficient_user_authentication", error_description="A different authentication level is required", acr_values="urn:example:acr:mfa", max_age="600"
+	// 401 Bearer realm="example", error="insufficient_user_authentication", error_description="More recent authentication is required", acr_values="urn:example:acr:mfa", max_age="600"
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -42,6 +43,13 @@ type Config struct {
 	// Logger receives unexpected errors (those answered with 500). It
 	// never sees a token: the handlers never do. Default slog.Default().
 	Logger *slog.Logger
+	// AllowDeleteAll, when set, is asked before DELETE /todos deletes every
+	// todo of the caller (not before ?completed=true, nor for a request
+	// answered 400): it returns true to go on, or answers the request itself
+	// and returns false. The todo API puts a step-up check here (RFC 9470),
+	// so that wiping a whole list may take a stronger or fresher sign-in
+	// than clearing the done items. Default: allowed.
+	AllowDeleteAll func(w http.ResponseWriter, r *http.Request) bool
 }
 
 // withDefaults fills in the zero fields and reports every problem at once.

@@ -237,7 +237,8 @@ func handleCreateTodo(h *Handlers) gin.HandlerFunc {
 }
 
 // handleDeleteTodos serves DELETE /todos: 204, every todo of the caller
-// gone, or with ?completed=true the completed ones.
+// gone, or with ?completed=true the completed ones. Deleting every todo
+// asks Config.AllowDeleteAll first.
 func handleDeleteTodos(h *Handlers) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		owner, ok := caller(c)
@@ -259,6 +260,10 @@ func handleDeleteTodos(h *Handlers) gin.HandlerFunc {
 		}
 		if q.err != nil {
 			h.writeError(c, q.err)
+			return
+		}
+		if !completedOnly && h.cfg.AllowDeleteAll != nil && !h.cfg.AllowDeleteAll(c.Writer, c.Request) {
+			c.Abort()
 			return
 		}
 		if _, err := h.store.DeleteAll(c.Request.Context(), owner, completedOnly); err != nil {

@@ -26,6 +26,21 @@ const (
 	DefaultIntrospectionClientSecret  = "dev-introspection-secret"
 )
 
+// Authentication context classes (the acr claim) the server issues, for
+// RFC 9470 step-up. ACRPassword is a sign-in with the password alone, the
+// default. ACRTwoFactor is the password and then a second step, the user's
+// SecondFactor code (a stand-in for a real second factor), asked for when
+// the authorization request's acr_values prefers it. Both go into ID
+// tokens, access tokens and introspection answers, with auth_time.
+const (
+	ACRPassword  = "urn:tollgate:acr:password"
+	ACRTwoFactor = "urn:tollgate:acr:2fa"
+)
+
+// DefaultSecondFactor is the second-step code of every user without one
+// of their own.
+const DefaultSecondFactor = "123456"
+
 // Scopes lists every scope the server grants. A client gets the ones it asked
 // for; a refresh token comes only with offline_access.
 var Scopes = []string{"openid", "profile", "email", "offline_access", "todos:read", "todos:write"}
@@ -76,6 +91,10 @@ type User struct {
 	Password string
 	Name     string
 	Email    string
+	// SecondFactor is the code the second sign-in step asks for, when an
+	// authorization request wants ACRTwoFactor; default
+	// DefaultSecondFactor. Public, like the password: development only.
+	SecondFactor string
 }
 
 // Client is a registered confidential OAuth client. It authenticates with
@@ -137,6 +156,9 @@ func (c Config) withDefaults() Config {
 	for i, u := range c.Users {
 		if u.Subject == "" {
 			u.Subject = u.Username
+		}
+		if u.SecondFactor == "" {
+			u.SecondFactor = DefaultSecondFactor
 		}
 		users[i] = u
 	}

@@ -15,15 +15,26 @@
 // authorization response parameter (RFC 9207).
 //
 // Access tokens are RS256 JWTs in the shape of RFC 9068 (header typ at+jwt;
-// claims iss, sub, aud, scope, client_id, jti, iat, nbf, exp) or, with
-// Config.OpaqueAccessTokens, opaque fosite HMAC tokens for the introspection
-// mode. Both kinds are recorded server-side, so introspection and revocation
+// claims iss, sub, aud, scope, client_id, jti, iat, nbf, exp, acr,
+// auth_time) or, with Config.OpaqueAccessTokens, opaque fosite HMAC tokens
+// for the introspection mode. Both kinds are recorded server-side, so introspection and revocation
 // work for both. Introspection answers "active": true for access tokens
 // only: a refresh or ID token is inactive there, so that no resource server
 // takes one for a bearer token.
 //
 // There is no single sign-on session: every authorization request shows the
-// login form, and end-session only redirects.
+// login form, and end-session only redirects. So every sign-in is a fresh
+// one and meets any max_age.
+//
+// For RFC 9470 step-up the server knows two authentication context
+// classes: ACRPassword, the password alone, and ACRTwoFactor, the password
+// and then a second step asking for the user's SecondFactor code (a
+// stand-in for a real second factor, carried from the first step by a
+// signed proof bound to the user and the authorization request). An
+// authorization request whose acr_values prefers ACRTwoFactor gets the
+// second step. Every token of the grant, refreshed ones too, carries the
+// sign-in's acr and auth_time: ID tokens (with amr), access tokens and
+// introspection answers.
 //
 // To run it behind httptest with an issuer that matches the listener's URL,
 // create the listener first:

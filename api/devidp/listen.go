@@ -88,10 +88,11 @@ func WriteBanner(w io.Writer, cfg Config) error {
 		format = "opaque"
 	}
 	fmt.Fprintf(tw, "access tokens\t%s, aud %s, ttl %s\n", format, cfg.Audience, cfg.AccessTokenTTL)
-	fmt.Fprintf(tw, "\nusers\tpassword\tname\temail\n")
+	fmt.Fprintf(tw, "\nusers\tpassword\tsecond-step code\tname\temail\n")
 	for _, u := range cfg.Users {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", u.Username, u.Password, u.Name, u.Email)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", u.Username, u.Password, u.SecondFactor, u.Name, u.Email)
 	}
+	fmt.Fprintf(tw, "\nacr values\t%s (password), %s (password, then the code: asked for with acr_values)\n", ACRPassword, ACRTwoFactor)
 	fmt.Fprintf(tw, "\nclients\tsecret\tredirect URIs\tpost-logout redirect URIs\n")
 	for _, c := range cfg.Clients {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.ID, c.Secret, orNone(c.RedirectURIs, "(introspection only)"), orNone(c.PostLogoutRedirectURIs, "-"))

@@ -30,6 +30,9 @@ type Server struct {
 	jwks    jose.JSONWebKeySet
 	users   map[string]User // by username
 	clients map[string]Client
+	// stepKey signs the proof, carried from the password step to the
+	// second step of a two-factor sign-in, that the password was right.
+	stepKey []byte
 	logger  *slog.Logger
 	handler http.Handler
 }
@@ -63,6 +66,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	secret := make([]byte, 32)
 	if _, err := rand.Read(secret); err != nil {
 		return nil, fmt.Errorf("devidp: HMAC secret: %w", err)
+	}
+	stepKey := make([]byte, 32)
+	if _, err := rand.Read(stepKey); err != nil {
+		return nil, fmt.Errorf("devidp: step key: %w", err)
 	}
 
 	fc := &fosite.Config{
@@ -103,6 +110,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		jwks:    jose.JSONWebKeySet{Keys: []jose.JSONWebKey{public}},
 		users:   map[string]User{},
 		clients: map[string]Client{},
+		stepKey: stepKey,
 		logger:  cfg.Logger,
 	}
 	for _, u := range cfg.Users {

@@ -38,20 +38,47 @@ func newSession() *session {
 	return &session{DefaultSession: &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}}
 }
 
-// newUserSession is the session of a user who just signed in.
-func newUserSession(u User, issuer string, requestedAt time.Time) *session {
+// newUserSession is the session of a user who just signed in, now, as acr
+// (ACRPassword or ACRTwoFactor) says. Its auth_time and acr go into the ID
+// token and, through accessTokens and GetExtraClaims, into every access
+// token and introspection answer of the grant: a refresh keeps them, since
+// it authenticates nobody.
+func newUserSession(u User, issuer string, requestedAt time.Time, acr string) *session {
 	now := time.Now().UTC().Truncate(time.Second)
 	s := newSession()
 	s.Subject = u.Subject
 	s.Username = u.Username
+	amr := []string{"pwd"}
+	if acr == ACRTwoFactor {
+		amr = append(amr, "otp")
+	}
 	s.Claims = &jwt.IDTokenClaims{
-		Issuer:      issuer,
-		Subject:     u.Subject,
-		AuthTime:    now,
-		RequestedAt: requestedAt.UTC(),
-		Extra:       map[string]any{},
+		Issuer:   issuer,
+		Subject:  u.Subject,
+		AuthTime: now,
+		// Truncated as AuthTime is, so that fosite's prompt=login check
+		// (auth_time not before the request) holds within one second.
+		RequestedAt:                         requestedAt.UTC().Truncate(time.Second),
+		AuthenticationContextClassReference: acr,
+		AuthenticationMethodsReferences:     amr,
+		Extra:                               map[string]any{},
 	}
 	return s
+}
+
+// authClaims are the claims of the user's authentication (RFC 9470 §6) for
+// access tokens and introspection answers: acr and auth_time, when the
+// session has them.
+func (s *session) authClaims(into map[string]any) {
+	if s.Claims == nil {
+		return
+	}
+	if s.Claims.AuthenticationContextClassReference != "" {
+		into["acr"] = s.Claims.AuthenticationContextClassReference
+	}
+	if !s.Claims.AuthTime.IsZero() {
+		into["auth_time"] = s.Claims.AuthTime.Unix()
+	}
 }
 
 func (s *session) Clone() fosite.Session {
@@ -77,13 +104,15 @@ func (s *session) GetJWTHeader() *jwt.Headers {
 	return s.AccessHeader
 }
 
-// GetExtraClaims adds iss to introspection answers; fosite writes the standard
-// ones (sub, scope, exp, iat, aud, client_id, username) itself.
+// GetExtraClaims adds iss, acr and auth_time to introspection answers;
+// fosite writes the standard ones (sub, scope, exp, iat, aud, client_id,
+// username) itself.
 func (s *session) GetExtraClaims() map[string]any {
 	out := map[string]any{}
 	if s.AccessClaims != nil && s.AccessClaims.Issuer != "" {
 		out["iss"] = s.AccessClaims.Issuer
 	}
+	s.authClaims(out)
 	return out
 }
 
@@ -122,6 +151,7 @@ func (a *accessTokens) GenerateAccessToken(ctx context.Context, req fosite.Reque
 		Extra:     map[string]any{"client_id": req.GetClient().GetID()},
 		// JTI stays empty: fosite puts a fresh UUID in each token.
 	}
+	s.authClaims(s.AccessClaims.Extra)
 	s.AccessHeader = &jwt.Headers{Extra: map[string]any{"typ": "at+jwt"}}
 	return a.CoreStrategy.GenerateAccessToken(ctx, req)
 }

@@ -265,6 +265,10 @@ type transaction struct {
 	// Retry is 1 for an attempt started by the automatic retry after an
 	// invalid_grant at the callback, so that a second one cannot loop.
 	Retry int `json:"t,omitempty"`
+	// ACRValues and MaxAge are the step-up parameters (RFC 9470 §4) the
+	// attempt asked for, validated, "" when none: a retry asks again.
+	ACRValues string `json:"a,omitempty"`
+	MaxAge    string `json:"m,omitempty"`
 }
 
 // session is what GET /me answers from, kept in the session cookie.

@@ -7,7 +7,7 @@
 //
 // Endpoints:
 //
-//	GET    /login[?returnTo=/path]  start a login
+//	GET    /login[?returnTo=/path]  start a login; acr_values and max_age (RFC 9470 step-up) are passed on
 //	GET    /oauth-callback           finish it: check state and iss (RFC 9207), exchange the code, verify the ID token and nonce
 //	POST   /refreshtoken             refresh the access token cookie (needs X-CSRF: 1)
 //	DELETE /refreshtoken             sign out: revoke (RFC 7009), clear the cookies, answer the end-session URL (needs X-CSRF: 1)

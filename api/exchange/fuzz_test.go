@@ -2,6 +2,8 @@ package exchange
 
 import (
 	"bytes"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -69,6 +71,50 @@ func FuzzSealerOpen(f *testing.F) {
 		tampered := sealed[:i] + string(c) + sealed[i+1:]
 		if _, err := s.open(name, tampered); err == nil {
 			t.Fatalf("tampered value %q opened", tampered)
+		}
+	})
+}
+
+// FuzzStepUpParams: whatever a /login query holds, the acr_values and
+// max_age passed on are "" or well formed: values of printable ASCII
+// without quotes or backslashes, single spaces between at most ten of
+// them, and a decimal max_age within bounds.
+func FuzzStepUpParams(f *testing.F) {
+	for _, s := range []string{
+		"acr_values=urn%3Atollgate%3Aacr%3A2fa&max_age=300", "acr_values=a+b&acr_values=c", "max_age=-1",
+		"max_age=007", "acr_values=%22x%22", "acr_values=a%09b", "acr_values=%E2%80%A8", "max_age=99999999999",
+		"acr_values=" + strings.Repeat("v+", 12), "%zz",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		acr, maxAge, err := stepUpParams(q)
+		if err != nil {
+			if acr != "" || maxAge != "" {
+				t.Fatalf("%q: error with values %q %q", raw, acr, maxAge)
+			}
+			return
+		}
+		if acr != "" {
+			values := strings.Split(acr, " ")
+			if len(values) > maxACRValues || len(acr) > maxACRValuesLen {
+				t.Fatalf("%q: acr_values %q too long", raw, acr)
+			}
+			for _, v := range values {
+				if !isACRValue(v) {
+					t.Fatalf("%q: acr_values %q holds %q", raw, acr, v)
+				}
+			}
+		}
+		if maxAge != "" {
+			n, err := strconv.ParseUint(maxAge, 10, 64)
+			if err != nil || n > maxMaxAge || strconv.FormatUint(n, 10) != maxAge {
+				t.Fatalf("%q: max_age %q", raw, maxAge)
+			}
 		}
 	})
 }

@@ -34,7 +34,14 @@ func (a *todoAPI) lastCookies() []string {
 
 func startTodoAPI(t *testing.T, e *testEnv) *todoAPI {
 	t.Helper()
-	h, err := todoapi.New(t.Context(), todoapi.Config{
+	return startTodoAPIWith(t, e, nil)
+}
+
+// startTodoAPIWith is startTodoAPI with edit (which may be nil) changing
+// the todo API's configuration first.
+func startTodoAPIWith(t *testing.T, e *testEnv, edit func(*todoapi.Config)) *todoAPI {
+	t.Helper()
+	cfg := todoapi.Config{
 		Issuer:             e.idp.URL,
 		Audiences:          []string{"todo-api"},
 		DatabaseURL:        "sqlite:" + filepath.Join(t.TempDir(), "todos.db"),
@@ -42,7 +49,11 @@ func startTodoAPI(t *testing.T, e *testEnv) *todoAPI {
 		ReadScopes:         []string{"todos:read"},
 		WriteScopes:        []string{"todos:write"},
 		Logger:             slog.New(slog.DiscardHandler),
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	h, err := todoapi.New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
-	"net/url"
 )
 
 // writeProblem writes an RFC 9457 problem+json body.
@@ -73,10 +72,12 @@ func renderError(w http.ResponseWriter, status int, p errorPage) {
 	_ = errorTemplate.Execute(w, p)
 }
 
-// loginURL is /login with returnTo, for "Sign in again" links.
-func loginURL(returnTo string) string {
-	if returnTo == "" || returnTo == "/" {
+// loginURL is /login for the same attempt as tx (its returnTo and step-up
+// parameters), for "Sign in again" links.
+func loginURL(tx transaction) string {
+	q := loginQuery(tx)
+	if len(q) == 0 {
 		return loginPath
 	}
-	return loginPath + "?" + url.Values{"returnTo": {returnTo}}.Encode()
+	return loginPath + "?" + q.Encode()
 }

@@ -17,7 +17,8 @@ const staticRoute = "static"
 
 // routes is the whole HTTP surface:
 //
-//	GET    /login[?returnTo=/path]  start a login (302 to the authorization server)
+//	GET    /login[?returnTo=/path]  start a login (302 to the authorization server),
+//	       [&acr_values=…&max_age=…] asking it for a stronger or fresher sign-in (RFC 9470)
 //	GET    /oauth-callback           finish it (303 to returnTo, or an error page)
 //	POST   /refreshtoken             refresh the access token (X-CSRF: 1)
 //	DELETE /refreshtoken             sign out (X-CSRF: 1)

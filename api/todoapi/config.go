@@ -58,6 +58,17 @@ type Config struct {
 	ReadScopes  []string
 	WriteScopes []string
 
+	// RequireACRForDeleteAll are the acr values, any one of them, a token
+	// needs to delete every todo at once (DELETE /todos without
+	// ?completed=true): REQUIRE_ACR_FOR_DELETE_ALL. MaxAuthAgeForDeleteAll
+	// is the longest time since the user signed in for it, whole seconds:
+	// MAX_AUTH_AGE_FOR_DELETE_ALL. Empty and 0: no step-up. A token that
+	// falls short is answered 401 insufficient_user_authentication with
+	// acr_values and max_age (RFC 9470), and the web page signs the user in
+	// again with them.
+	RequireACRForDeleteAll []string
+	MaxAuthAgeForDeleteAll time.Duration
+
 	// BaseURL is the public URL of the API, for todo urls and links
 	// (BASE_URL); empty: taken from each request.
 	BaseURL          string
@@ -162,7 +173,21 @@ func (c *Config) validate() error {
 	if c.IntrospectionRateLimit < 0 {
 		errs = append(errs, errors.New("INTROSPECTION_RATE_LIMIT: must be 0 (no limit) or more"))
 	}
+	for _, v := range c.RequireACRForDeleteAll {
+		if (middleware.StepUp{ACRValues: []string{v}}).Validate() != nil {
+			errs = append(errs, fmt.Errorf("REQUIRE_ACR_FOR_DELETE_ALL: %q is not an acr value (1 to 256 printable ASCII characters, no space, '\"' or '\\')", v))
+		}
+	}
+	if (middleware.StepUp{MaxAge: c.MaxAuthAgeForDeleteAll}).Validate() != nil {
+		errs = append(errs, fmt.Errorf("MAX_AUTH_AGE_FOR_DELETE_ALL: %s is not a whole number of seconds (0 for no limit)", c.MaxAuthAgeForDeleteAll))
+	}
 	return errors.Join(errs...)
+}
+
+// deleteAllStepUp is what deleting every todo requires of the user's
+// sign-in; the zero StepUp when nothing is.
+func (c *Config) deleteAllStepUp() middleware.StepUp {
+	return middleware.StepUp{ACRValues: slices.Clone(c.RequireACRForDeleteAll), MaxAge: c.MaxAuthAgeForDeleteAll}
 }
 
 // normalizeOrigins returns origins in the form browsers send, each once,

@@ -121,7 +121,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("migrating the database: %w", err)
 	}
-	handlers, err := todos.NewHandlers(store, todos.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger})
+	tcfg := todos.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger}
+	if need := cfg.deleteAllStepUp(); len(need.ACRValues) > 0 || need.MaxAge > 0 {
+		tcfg.AllowDeleteAll = stepUpCheck(auth, need)
+		attrs := []any{}
+		if len(need.ACRValues) > 0 {
+			attrs = append(attrs, "acr_values", need.ACRValues)
+		}
+		if need.MaxAge > 0 {
+			attrs = append(attrs, "max_age", need.MaxAge.String())
+		}
+		logger.Info("deleting every todo needs step-up (RFC 9470)", attrs...)
+	}
+	handlers, err := todos.NewHandlers(store, tcfg)
 	if err != nil {
 		sqlDB.Close()
 		return nil, err
@@ -145,6 +157,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics: m,
 	})
 	return &Server{handler: h, engine: engine, db: sqlDB}, nil
+}
+
+// stepUpCheck answers a request whose caller's sign-in does not meet need
+// with the middleware's RFC 9470 challenge, and reports whether it may go
+// on. It runs inside the handler, after authentication and the scope check,
+// since only the handler knows that a DELETE /todos deletes every todo.
+func stepUpCheck(auth *middleware.Authenticator, need middleware.StepUp) func(http.ResponseWriter, *http.Request) bool {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		if err := auth.CheckStepUp(r.Context(), need); err != nil {
+			auth.WriteError(w, r, err)
+			return false
+		}
+		return true
+	}
 }
 
 // ServeHTTP serves the todo API.

@@ -514,6 +514,10 @@ func TestSettings(t *testing.T) {
 		{"no introspection in flight", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "INTROSPECTION_MAX_IN_FLIGHT": "0"}, nil, "INTROSPECTION_MAX_IN_FLIGHT"},
 		{"introspection in flight not a number", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "INTROSPECTION_MAX_IN_FLIGHT": "many"}, nil, "INTROSPECTION_MAX_IN_FLIGHT"},
 		{"negative introspection rate", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "INTROSPECTION_RATE_LIMIT": "-1"}, nil, "INTROSPECTION_RATE_LIMIT"},
+		{"acr value with a quote", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "REQUIRE_ACR_FOR_DELETE_ALL": `urn:x,"2fa"`}, nil, `REQUIRE_ACR_FOR_DELETE_ALL: "\"2fa\"" is not an acr value`},
+		{"acr value with a space", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "REQUIRE_ACR_FOR_DELETE_ALL": "two words"}, nil, "REQUIRE_ACR_FOR_DELETE_ALL"},
+		{"auth age not whole seconds", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "MAX_AUTH_AGE_FOR_DELETE_ALL": "1500ms"}, nil, "MAX_AUTH_AGE_FOR_DELETE_ALL: 1.5s is not a whole number of seconds"},
+		{"auth age not a duration", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "MAX_AUTH_AGE_FOR_DELETE_ALL": "soon"}, nil, "MAX_AUTH_AGE_FOR_DELETE_ALL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -528,7 +532,7 @@ func TestSettings(t *testing.T) {
 	if !errors.Is(err, envflag.ErrHelp) {
 		t.Fatalf("--help: %v", err)
 	}
-	for _, setting := range []string{"LISTEN_ADDR", "DATABASE_URL", "AUTH_MODE", "ISSUER", "AUDIENCE", "JWKS_URL", "JWT_ALGORITHMS", "JWT_HMAC_SECRET", "CLOCK_SKEW", "REQUIRE_AT_JWT", "INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET", "INTROSPECTION_AUTH", "INTROSPECTION_CACHE_TTL", "INTROSPECTION_TIMEOUT", "INTROSPECTION_MAX_IN_FLIGHT", "INTROSPECTION_RATE_LIMIT", "TOKEN_COOKIE", "CORS_ALLOWED_ORIGINS", "REQUIRED_SCOPES_READ", "REQUIRED_SCOPES_WRITE"} {
+	for _, setting := range []string{"LISTEN_ADDR", "DATABASE_URL", "AUTH_MODE", "ISSUER", "AUDIENCE", "JWKS_URL", "JWT_ALGORITHMS", "JWT_HMAC_SECRET", "CLOCK_SKEW", "REQUIRE_AT_JWT", "INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET", "INTROSPECTION_AUTH", "INTROSPECTION_CACHE_TTL", "INTROSPECTION_TIMEOUT", "INTROSPECTION_MAX_IN_FLIGHT", "INTROSPECTION_RATE_LIMIT", "TOKEN_COOKIE", "CORS_ALLOWED_ORIGINS", "REQUIRED_SCOPES_READ", "REQUIRED_SCOPES_WRITE", "REQUIRE_ACR_FOR_DELETE_ALL", "MAX_AUTH_AGE_FOR_DELETE_ALL"} {
 		if !strings.Contains(help.String(), setting) {
 			t.Errorf("--help lacks %s", setting)
 		}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -87,6 +88,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (devs
 	ttl := s.Duration("ACCESS_TOKEN_TTL", 5*time.Minute, "access token lifetime; short values exercise the refresh")
 	dataDir := s.String("DATA_DIR", defaultDataDir(), "directory of the todo API's SQLite database (todos.db)")
 	webDir := s.String("WEB_DIR", "", "serve the web page from this directory instead of the exchange's built-in copy (e.g. api/exchange/web, to see edits on reload)")
+	stepUpACR := s.String("REQUIRE_ACR_FOR_DELETE_ALL", "", "the todo API's setting of that name: acr values a token needs to delete every todo (RFC 9470 step-up); "+devstack.StepUpACR+" makes devidp ask for a second sign-in step")
 	prebuilt := s.String("PREBUILT_DIR", "", "run the devidp, exchange and todo-api binaries in this directory instead of building them (go build -o DIR/ ./cmd/devidp ./cmd/exchange ./cmd/todo-api)")
 	if err := s.Parse(args); err != nil {
 		return devstack.Config{}, err
@@ -118,6 +120,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (devs
 		AuthMode:       *mode,
 		AccessTokenTTL: *ttl,
 		DataDir:        *dataDir,
+	}
+	if *stepUpACR != "" {
+		// The todo API checks the value, and says what is wrong with it.
+		cfg.Env = map[string][]string{devstack.TodoAPI: {"REQUIRE_ACR_FOR_DELETE_ALL=" + *stepUpACR}}
 	}
 	if *prebuilt != "" {
 		abs, err := filepath.Abs(*prebuilt)
@@ -168,7 +174,13 @@ func writeBanner(w io.Writer, st *devstack.Stack, cfg devstack.Config) {
 	fmt.Fprintf(tw, "  sign in as\talice / alice   or   bob / bob\n\n")
 	fmt.Fprintf(tw, "  devidp\t%s\t(issuer; %s, lifetime %s)\n", st.IssuerURL, tokens, cfg.AccessTokenTTL)
 	fmt.Fprintf(tw, "  todo API\t%s\t(docs %s/docs)\n", st.APIURL, st.APIURL)
-	fmt.Fprintf(tw, "  data\t%s\n\n", filepath.Join(st.DataDir, "todos.db"))
+	fmt.Fprintf(tw, "  data\t%s\n", filepath.Join(st.DataDir, "todos.db"))
+	for _, kv := range cfg.Env[devstack.TodoAPI] {
+		if acr, ok := strings.CutPrefix(kv, "REQUIRE_ACR_FOR_DELETE_ALL="); ok {
+			fmt.Fprintf(tw, "  step-up\tDelete all needs acr %s (devidp gives %s after the password and the code %s)\n", acr, devstack.StepUpACR, devstack.StepUpCode)
+		}
+	}
+	fmt.Fprintf(tw, "\n")
 	fmt.Fprintf(tw, "  Press Ctrl-C to stop.\n\n")
 	_ = tw.Flush()
 }

@@ -77,6 +77,16 @@ func TestParseConfig(t *testing.T) {
 				return ""
 			},
 		},
+		{
+			name: "step-up for Delete all, passed to the todo API",
+			env:  map[string]string{"REQUIRE_ACR_FOR_DELETE_ALL": devstack.StepUpACR},
+			want: func(c devstack.Config) string {
+				if len(c.Env[devstack.TodoAPI]) != 1 || c.Env[devstack.TodoAPI][0] != "REQUIRE_ACR_FOR_DELETE_ALL="+devstack.StepUpACR {
+					return "REQUIRE_ACR_FOR_DELETE_ALL not passed on"
+				}
+				return ""
+			},
+		},
 		{name: "unknown auth mode", env: map[string]string{"AUTH_MODE": "opaque"}, wantErr: `AUTH_MODE: invalid value "opaque"`},
 		{name: "port out of range", env: map[string]string{"EXCHANGE_PORT": "70000"}, wantErr: "EXCHANGE_PORT: invalid value 70000"},
 		{name: "port not a number", env: map[string]string{"TODO_API_PORT": "eighty"}, wantErr: "TODO_API_PORT"},
@@ -114,7 +124,7 @@ func TestHelp(t *testing.T) {
 	if !errors.Is(err, envflag.ErrHelp) {
 		t.Fatalf("--help: %v", err)
 	}
-	for _, setting := range []string{"AUTH_MODE", "DEVIDP_PORT", "EXCHANGE_PORT", "TODO_API_PORT", "ACCESS_TOKEN_TTL", "DATA_DIR", "WEB_DIR", "PREBUILT_DIR"} {
+	for _, setting := range []string{"AUTH_MODE", "DEVIDP_PORT", "EXCHANGE_PORT", "TODO_API_PORT", "ACCESS_TOKEN_TTL", "DATA_DIR", "WEB_DIR", "PREBUILT_DIR", "REQUIRE_ACR_FOR_DELETE_ALL"} {
 		if !strings.Contains(out.String(), setting) {
 			t.Errorf("--help does not list %s:\n%s", setting, out.String())
 		}
@@ -122,6 +132,22 @@ func TestHelp(t *testing.T) {
 	// run treats --help as success: make run ARGS=--help is no failure.
 	if err := run(t.Context(), []string{"--help"}, mapEnv(nil), &out, &out); err != nil {
 		t.Errorf("run --help: %v", err)
+	}
+}
+
+// TestBannerStepUp: with REQUIRE_ACR_FOR_DELETE_ALL the banner says how
+// to pass the step-up.
+func TestBannerStepUp(t *testing.T) {
+	st := &devstack.Stack{IssuerURL: "http://localhost:9000", ExchangeURL: "http://localhost:3000", APIURL: "http://localhost:8080", DataDir: "/data"}
+	var out bytes.Buffer
+	writeBanner(&out, st, devstack.Config{AuthMode: devstack.ModeJWT, Env: map[string][]string{devstack.TodoAPI: {"REQUIRE_ACR_FOR_DELETE_ALL=" + devstack.StepUpACR}}})
+	if !strings.Contains(out.String(), "Delete all needs acr "+devstack.StepUpACR) || !strings.Contains(out.String(), devstack.StepUpCode) {
+		t.Fatalf("banner:\n%s", out.String())
+	}
+	out.Reset()
+	writeBanner(&out, st, devstack.Config{AuthMode: devstack.ModeJWT})
+	if strings.Contains(out.String(), "step-up") {
+		t.Fatalf("a step-up line without the setting:\n%s", out.String())
 	}
 }
 

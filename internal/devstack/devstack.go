@@ -32,6 +32,13 @@ const (
 	IntrospectionClientID     = "tollgate-todo-api"
 	IntrospectionClientSecret = "dev-introspection-secret"
 	Audience                  = "todo-api"
+
+	// StepUpACR is the acr devidp issues after its second sign-in step
+	// (devidp.ACRTwoFactor), and StepUpCode the code that step asks for
+	// (devidp.DefaultSecondFactor): what REQUIRE_ACR_FOR_DELETE_ALL names
+	// to try RFC 9470 step-up with make run.
+	StepUpACR  = "urn:tollgate:acr:2fa"
+	StepUpCode = "123456"
 )
 
 // TokenCookies is the todo API's TOKEN_COOKIE: the exchange's cookie names

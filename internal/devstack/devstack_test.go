@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/api/devidp"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -303,5 +305,13 @@ func TestBuildNeedsCgo(t *testing.T) {
 	err := Build(t.Context(), "", t.TempDir(), nil)
 	if err == nil || !strings.Contains(err.Error(), "install a C compiler") {
 		t.Fatalf("Build without cgo: %v; want advice to install a C compiler", err)
+	}
+}
+
+// TestStepUpConstants: the step-up values the banner and the tests name
+// are devidp's own.
+func TestStepUpConstants(t *testing.T) {
+	if StepUpACR != devidp.ACRTwoFactor || StepUpCode != devidp.DefaultSecondFactor {
+		t.Fatalf("devstack says %s and %s; devidp issues %s after the code %s", StepUpACR, StepUpCode, devidp.ACRTwoFactor, devidp.DefaultSecondFactor)
 	}
 }

@@ -6,6 +6,8 @@
 package ginauth
 
 import (
+	"slices"
+
 	"github.com/gin-gonic/gin"
 
 	"github.com/tollgate-dev/tollgate/middleware"
@@ -69,6 +71,26 @@ func RequireAnyScope(a *middleware.Authenticator, scopes ...string) gin.HandlerF
 	}
 	return func(c *gin.Context) {
 		if err := a.CheckAnyScope(c.Request.Context(), scopes...); err != nil {
+			a.WriteError(c.Writer, c.Request, err)
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
+}
+
+// RequireStepUp, placed after Require, answers 401
+// insufficient_user_authentication with the RFC 9470 challenge unless the
+// user authentication behind the caller's token meets s (see
+// middleware.Authenticator.CheckStepUp). It panics when s is invalid, as
+// middleware.Authenticator.RequireStepUp does.
+func RequireStepUp(a *middleware.Authenticator, s middleware.StepUp) gin.HandlerFunc {
+	if err := s.Validate(); err != nil {
+		panic(err.Error())
+	}
+	s.ACRValues = slices.Clone(s.ACRValues) // the caller's slice may change later
+	return func(c *gin.Context) {
+		if err := a.CheckStepUp(c.Request.Context(), s); err != nil {
 			a.WriteError(c.Writer, c.Request, err)
 			c.Abort()
 			return

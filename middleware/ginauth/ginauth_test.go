@@ -91,3 +91,68 @@ func TestGinRoutes(t *testing.T) {
 		})
 	}
 }
+
+// TestGinStepUp: RequireStepUp answers a token whose authentication falls
+// short with the RFC 9470 challenge, and lets a stepped-up one through.
+func TestGinStepUp(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	is := authtest.NewIssuer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := middleware.New(ctx, middleware.Config{
+		Issuer: is.URL, Audiences: []string{authtest.Audience}, Realm: "todo-api",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for a.Ready(ctx) != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	need := middleware.StepUp{ACRValues: []string{"urn:example:acr:2fa"}, MaxAge: 10 * time.Minute}
+	ran := false
+	r := gin.New()
+	r.DELETE("/todos", ginauth.Require(a), ginauth.RequireStepUp(a, need), func(c *gin.Context) {
+		ran = true
+		c.Status(http.StatusNoContent)
+	})
+	at := func(acr string, age time.Duration) string {
+		return is.Token(t, "alice", func(c jwt.MapClaims) {
+			c["acr"] = acr
+			c["auth_time"] = time.Now().Add(-age).Unix()
+		})
+	}
+	tests := []struct {
+		name, token string
+		status      int
+		challenge   string
+	}{
+		{"stepped up", at("urn:example:acr:2fa", time.Minute), http.StatusNoContent, ""},
+		{"password only", at("urn:example:acr:password", time.Minute), http.StatusUnauthorized,
+			`Bearer realm="todo-api", error="insufficient_user_authentication", error_description="A different authentication level is required", acr_values="urn:example:acr:2fa", max_age="600"`},
+		{"too long ago", at("urn:example:acr:2fa", time.Hour), http.StatusUnauthorized,
+			`Bearer realm="todo-api", error="insufficient_user_authentication", error_description="More recent authentication is required", acr_values="urn:example:acr:2fa", max_age="600"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ran = false
+			req := httptest.NewRequest(http.MethodDelete, "/todos", nil)
+			req.Header.Set("Authorization", "Bearer "+tt.token)
+			w := httptest.NewRecorder()
+			r.ServeHTTP(w, req)
+			if w.Code != tt.status || ran != (tt.challenge == "") {
+				t.Fatalf("status %d (handler ran %v), want %d", w.Code, ran, tt.status)
+			}
+			if got := w.Header().Get("WWW-Authenticate"); got != tt.challenge {
+				t.Fatalf("WWW-Authenticate\n got %s\nwant %s", got, tt.challenge)
+			}
+		})
+	}
+
+	defer func() {
+		if recover() == nil {
+			t.Fatal("RequireStepUp accepted a negative MaxAge")
+		}
+	}()
+	ginauth.RequireStepUp(a, middleware.StepUp{MaxAge: -time.Second})
+}

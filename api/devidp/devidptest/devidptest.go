@@ -7,11 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -64,11 +66,13 @@ func Browser(stopAt string) *http.Client {
 }
 
 // ErrNoLoginForm is returned by Login when authURL does not lead to the login
-// form, and ErrLoginRefused when the form comes back after the post (wrong
-// username or password).
+// form, ErrLoginRefused when the form comes back after the post (wrong
+// username, password or code), and ErrSecondStep by Login when the
+// request asks for two-factor sign-in (use LoginTwoFactor).
 var (
 	ErrNoLoginForm  = errors.New("devidptest: no login form")
 	ErrLoginRefused = errors.New("devidptest: login refused")
+	ErrSecondStep   = errors.New("devidptest: the sign-in asks for a second step")
 )
 
 // Login GETs authURL (an authorization request to devidp, or a URL that
@@ -78,6 +82,20 @@ var (
 // client's redirect URI: Location carries code, state and iss, or error.
 // The caller closes the response body.
 func Login(ctx context.Context, c *http.Client, authURL, username, password string) (*http.Response, error) {
+	return login(ctx, c, authURL, username, password, "")
+}
+
+// LoginTwoFactor is Login for a request whose acr_values asks for
+// devidp.ACRTwoFactor: after the password it posts code to the second-step
+// form. When no second step comes, it returns the response as Login does.
+func LoginTwoFactor(ctx context.Context, c *http.Client, authURL, username, password, code string) (*http.Response, error) {
+	return login(ctx, c, authURL, username, password, code)
+}
+
+// proofField finds the second-step form's signed proof.
+var proofField = regexp.MustCompile(`name="proof" value="([^"]*)"`)
+
+func login(ctx context.Context, c *http.Client, authURL, username, password, code string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
 	if err != nil {
 		return nil, err
@@ -95,19 +113,48 @@ func Login(ctx context.Context, c *http.Client, authURL, username, password stri
 		return nil, fmt.Errorf("%w at %s: status %d, Location %q", ErrNoLoginForm, resp.Request.URL.Redacted(), resp.StatusCode, resp.Header.Get("Location"))
 	}
 	// The form posts back to the URL it was shown at.
-	form := url.Values{"username": {username}, "password": {password}}
-	post, err := http.NewRequestWithContext(ctx, http.MethodPost, resp.Request.URL.String(), strings.NewReader(form.Encode()))
+	formURL := resp.Request.URL
+	out, err := postForm(ctx, c, formURL.String(), url.Values{"username": {username}, "password": {password}})
 	if err != nil {
 		return nil, err
 	}
-	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	out, err := c.Do(post)
+	if !shownAgain(out, formURL) {
+		return out, nil
+	}
+	page, err := io.ReadAll(io.LimitReader(out.Body, 1<<20))
+	out.Body.Close()
 	if err != nil {
 		return nil, err
 	}
-	if out.StatusCode == http.StatusOK && out.Request.URL.Path == resp.Request.URL.Path && out.Request.URL.Host == resp.Request.URL.Host {
+	m := proofField.FindSubmatch(page)
+	switch {
+	case m == nil:
+		return nil, ErrLoginRefused
+	case code == "":
+		return nil, ErrSecondStep
+	}
+	out, err = postForm(ctx, c, formURL.String(), url.Values{"username": {username}, "proof": {html.UnescapeString(string(m[1]))}, "code": {code}})
+	if err != nil {
+		return nil, err
+	}
+	if shownAgain(out, formURL) {
 		out.Body.Close()
 		return nil, ErrLoginRefused
 	}
 	return out, nil
+}
+
+func postForm(ctx context.Context, c *http.Client, target string, form url.Values) (*http.Response, error) {
+	post, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.Do(post)
+}
+
+// shownAgain reports whether a post's answer is a page of devidp's at the
+// form's own URL (an error, or the second step), not a redirect onwards.
+func shownAgain(resp *http.Response, formURL *url.URL) bool {
+	return resp.StatusCode == http.StatusOK && resp.Request.URL.Path == formURL.Path && resp.Request.URL.Host == formURL.Host
 }

@@ -6,6 +6,12 @@
 // the header X-CSRF: 1 tells the API the request comes from script, which a
 // cross-site form cannot fake. When the API answers 401 the page asks the
 // exchange for a fresh access token (POST /refreshtoken) once and retries.
+//
+// Some actions need a stronger or fresher sign-in (RFC 9470 step-up): the
+// API answers 401 with error="insufficient_user_authentication" and names
+// acr_values and max_age in its WWW-Authenticate challenge. A refresh would
+// not help (it keeps the sign-in's acr and auth_time), so the page sends the
+// person to /login with them and back here, then finishes the action.
 
 const $ = (id) => document.getElementById(id);
 
@@ -27,6 +33,7 @@ const el = {
   footer: $('footer'),
   count: $('todo-count'),
   clear: $('clear-completed'),
+  deleteAll: $('delete-all'),
   hint: $('hint'),
   template: $('todo-template'),
 };
@@ -59,6 +66,48 @@ class APIError extends Error {
   }
 }
 
+// StepUpError: the API wants a stronger or fresher sign-in for this call.
+class StepUpError extends Error {
+  constructor(acrValues, maxAge) {
+    super('step-up required');
+    this.name = 'StepUpError';
+    this.acrValues = acrValues;
+    this.maxAge = maxAge;
+  }
+}
+
+// bearerParams reads the parameters of a Bearer challenge (RFC 6750 §3):
+// name="quoted value" or name=token pairs after the scheme. null when the
+// header holds no Bearer challenge.
+function bearerParams(header) {
+  const m = /^\s*Bearer(?:\s+|$)/i.exec(header || '');
+  if (!m) return null;
+  const params = {};
+  const pair = /\s*([A-Za-z0-9_.-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*(?:,|$)/y;
+  pair.lastIndex = m[0].length;
+  for (let p = pair.exec(header); p; p = pair.exec(header)) {
+    const name = p[1].toLowerCase();
+    if (!(name in params)) params[name] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3];
+    if (pair.lastIndex >= header.length) break;
+  }
+  return params;
+}
+
+// The forms the exchange's /login accepts: acr values are printable ASCII
+// without quotes or backslashes, separated by spaces; max_age is seconds.
+const ACR_VALUES = /^[\x21\x23-\x5B\x5D-\x7E]{1,256}(?: [\x21\x23-\x5B\x5D-\x7E]{1,256}){0,9}$/;
+const MAX_AGE = /^[0-9]{1,10}$/;
+
+// stepUpOf returns the StepUpError a 401 answer asks for, or null.
+function stepUpOf(resp) {
+  if (resp.status !== 401) return null;
+  const p = bearerParams(resp.headers.get('WWW-Authenticate'));
+  if (!p || p.error !== 'insufficient_user_authentication') return null;
+  const acrValues = p.acr_values && ACR_VALUES.test(p.acr_values) && p.acr_values.length <= 512 ? p.acr_values : '';
+  const maxAge = p.max_age && MAX_AGE.test(p.max_age) ? p.max_age : '';
+  return new StepUpError(acrValues, maxAge);
+}
+
 // ---- Talking to the exchange and the todo API -------------------------------
 
 let refreshing = null;
@@ -89,7 +138,8 @@ function refresh() {
 
 // api calls the todo API. On a 401 it refreshes the access token once and
 // retries; when the exchange refuses the refresh it shows "Signed out" and
-// throws SignedOutError. Other answers are returned as they are.
+// throws SignedOutError. A 401 that asks for step-up throws StepUpError,
+// without a refresh. Other answers are returned as they are.
 async function api(path, { method = 'GET', body, etag } = {}) {
   const url = path.startsWith('http') ? path : state.apiBase + path;
   const headers = { 'X-CSRF': '1', Accept: 'application/json' };
@@ -106,7 +156,7 @@ async function api(path, { method = 'GET', body, etag } = {}) {
   let renewed = '';
   try {
     resp = await send();
-    if (resp.status === 401) {
+    if (resp.status === 401 && !stepUpOf(resp)) {
       renewed = await refresh();
       if (renewed === 'ok') resp = await send();
     }
@@ -119,6 +169,8 @@ async function api(path, { method = 'GET', body, etag } = {}) {
   if (renewed === 'unavailable') {
     throw new APIError('Your sign-in could not be renewed just now: the sign-in service is not answering. Try again in a moment.', 503);
   }
+  const stepUp = stepUpOf(resp);
+  if (stepUp) throw stepUp;
   if (resp.status === 401) {
     showSignedOut('Your session has ended. Sign in again to see your todos.');
     throw new SignedOutError();
@@ -239,6 +291,68 @@ async function clearCompleted() {
   render();
 }
 
+// deleteAll deletes every todo: the action the API may guard with step-up.
+async function deleteAll() {
+  await check(await api('/todos', { method: 'DELETE' }));
+  state.todos = [];
+  state.etags.clear();
+  render();
+}
+
+// ---- Step-up ------------------------------------------------------------------
+
+// Actions that may need a step-up and are finished after it, by name (the
+// name, never code, is what waits in sessionStorage during the sign-in),
+// with what the page says when it has finished one.
+const resumable = {
+  deleteAll: { run: deleteAll, done: 'Signed in again: every todo was deleted.' },
+};
+const PENDING = 'tollgate.stepUp';
+const PENDING_MAX_AGE = 10 * 60 * 1000; // a sign-in that took longer is not finished for the person
+// resumed names the action this page load finished after a step-up: a
+// second step-up for it is not started, so a sign-in that cannot satisfy
+// the API cannot loop.
+let resumed = '';
+
+// stepUp sends the person to sign in again as err asks, coming back to
+// this view, and remembers the action to finish then. It reports whether
+// the page is leaving.
+function stepUp(err, action) {
+  if (action && action === resumed) {
+    showError('Signing in again was not enough for this action: the sign-in server did not give the kind of sign-in the todo API asks for.');
+    return false;
+  }
+  if (action) {
+    try {
+      sessionStorage.setItem(PENDING, JSON.stringify({ action, at: Date.now() }));
+    } catch {
+      // Storage refused (private mode): the person repeats the action.
+    }
+  }
+  const q = new URLSearchParams();
+  if (err.acrValues) q.set('acr_values', err.acrValues);
+  if (err.maxAge) q.set('max_age', err.maxAge);
+  q.set('returnTo', location.pathname + location.hash);
+  showNotice('This needs a stronger sign-in. Taking you to sign in again…');
+  location.assign('/login?' + q.toString());
+  return true;
+}
+
+// takePending returns the name of the action waiting for this page load
+// to finish after a step-up, once, and forgets it.
+function takePending() {
+  let pending = null;
+  try {
+    pending = JSON.parse(sessionStorage.getItem(PENDING) || 'null');
+    sessionStorage.removeItem(PENDING);
+  } catch {
+    return '';
+  }
+  if (!pending || typeof pending.action !== 'string' || !Object.hasOwn(resumable, pending.action)) return '';
+  const age = Date.now() - Number(pending.at);
+  return age >= 0 && age < PENDING_MAX_AGE ? pending.action : '';
+}
+
 // busy counts operations under way, mirrored in <html data-busy> (which
 // starts at 1 until start is done) for tests and styles.
 let busy = 1;
@@ -249,17 +363,25 @@ function setBusy(delta) {
 }
 
 // run performs an operation, showing what went wrong. It reports success.
-async function run(op) {
+// An operation that needs a step-up sends the person to sign in again;
+// when action names it in resumable, it is finished on the way back.
+async function run(op, action = '') {
   hideError();
   setBusy(1);
+  let leaving = false;
   try {
     await op();
     return true;
   } catch (err) {
-    if (!(err instanceof SignedOutError)) showError(err instanceof APIError ? err.message : `Something went wrong: ${err.message}`);
+    if (err instanceof StepUpError) {
+      leaving = stepUp(err, action);
+    } else if (!(err instanceof SignedOutError)) {
+      showError(err instanceof APIError ? err.message : `Something went wrong: ${err.message}`);
+    }
     return false;
   } finally {
-    setBusy(-1);
+    // Leaving for the sign-in: stay busy, so nothing starts meanwhile.
+    if (!leaving) setBusy(-1);
   }
 }
 
@@ -433,6 +555,8 @@ function render() {
   strong.textContent = String(left);
   el.count.append(strong, left === 1 ? ' item left' : ' items left');
   el.clear.hidden = done === 0;
+  el.deleteAll.hidden = total === 0;
+  if (total === 0) disarm();
   el.footer.hidden = total === 0;
   el.hint.hidden = total === 0;
   el.empty.hidden = shown.length > 0;
@@ -544,12 +668,42 @@ function bind() {
     if (el.clear.hidden) el.input.focus();
   });
 
+  // Delete all takes two clicks: the first arms the button for a few
+  // seconds, the second deletes.
+  el.deleteAll.addEventListener('click', async () => {
+    if (!el.deleteAll.dataset.armed) {
+      arm();
+      return;
+    }
+    disarm();
+    el.deleteAll.disabled = true;
+    const ok = await run(deleteAll, 'deleteAll');
+    el.deleteAll.disabled = false;
+    if (ok) el.input.focus();
+  });
+
   el.signOut.addEventListener('click', signOut);
 
   window.addEventListener('hashchange', () => {
     state.filter = filterFromHash();
     render();
   });
+}
+
+let armTimer = 0;
+
+function arm() {
+  const n = state.todos.length;
+  el.deleteAll.dataset.armed = '1';
+  el.deleteAll.textContent = `Click again to delete all ${n}`;
+  clearTimeout(armTimer);
+  armTimer = setTimeout(disarm, 4000);
+}
+
+function disarm() {
+  clearTimeout(armTimer);
+  delete el.deleteAll.dataset.armed;
+  el.deleteAll.textContent = 'Delete all';
 }
 
 function filterFromHash() {
@@ -601,7 +755,11 @@ async function load() {
   // Ready to type at once; but not on a touch screen, where the focus would
   // pull up the on-screen keyboard over the list before anyone asked.
   if (!matchMedia('(pointer: coarse)').matches) el.input.focus();
-  await run(loadTodos);
+  const pending = takePending();
+  if (!await run(loadTodos) || !pending) return;
+  // Back from a step-up: finish what the person asked for.
+  resumed = pending;
+  if (await run(resumable[pending].run, pending)) showNotice(resumable[pending].done);
 }
 
 start();
