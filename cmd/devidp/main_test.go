@@ -46,8 +46,22 @@ func TestRun(t *testing.T) {
 	if !strings.HasPrefix(issuer, "http://localhost:") {
 		t.Fatalf("issuer = %q", issuer)
 	}
+	// The banner is printed in several writes: the issuer line may come
+	// before the rest.
+	wants := []string{"DEVELOPMENT ONLY", "tollgate-exchange", "s3cret-for-test", "tollgate-todo-api", "dev-introspection-secret", "alice", "bob", "2m0s"}
+	hasAll := func(banner string) bool {
+		for _, want := range wants {
+			if !strings.Contains(banner, want) {
+				return false
+			}
+		}
+		return true
+	}
+	for !hasAll(stdout.String()) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	banner := stdout.String()
-	for _, want := range []string{"DEVELOPMENT ONLY", "tollgate-exchange", "s3cret-for-test", "tollgate-todo-api", "dev-introspection-secret", "alice", "bob", "2m0s"} {
+	for _, want := range wants {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
 		}
