@@ -7,6 +7,7 @@ ROUNDS    ?= 3
 DURATION  ?= 5s
 DISTINCT  ?= 2000
 PICK      ?= cycle
+ALG       ?= RS256
 # Every package of the four modules (the application at the root, and the
 # reusable introspection, middleware and middleware/ginauth, each a module of
 # its own so that its importers' builds stay small; go.work joins them).
@@ -66,11 +67,12 @@ bench:
 ## when wrk is missing) in a second process, over ROUNDS interleaved rounds of DURATION per run;
 ## prints ratios to the unprotected endpoint and Tollgate's cache hit rate. DISTINCT lists the
 ## numbers of distinct tokens, one scenario each (e.g. DISTINCT=1000,10000,100000); PICK is how
-## requests choose among them: cycle, uniform or zipf. A measurement, not a test: not part of make test.
+## requests choose among them: cycle, uniform or zipf. ALG signs the tokens with RS256 (default),
+## PS256, ES256 or EdDSA; ENDPOINTS limits the paths (e.g. ENDPOINTS=/bare,/tollgate-nocache). A measurement, not a test: not part of make test.
 ## bench/ is a module of its own, outside go.work, so its dependencies stay out of the library's.
 loadtest:
 	cd bench && GOWORK=off $(GO) build -o ../bin/loadserver ./cmd/loadserver && GOWORK=off $(GO) build -o ../bin/loadtest ./cmd/loadtest
-	bin/loadtest -server bin/loadserver -rounds $(ROUNDS) -duration $(DURATION) -distinct '$(DISTINCT)' -pick '$(PICK)'
+	bin/loadtest -server bin/loadserver -rounds $(ROUNDS) -duration $(DURATION) -distinct '$(DISTINCT)' -pick '$(PICK)' -alg '$(ALG)' $(if $(ENDPOINTS),-endpoints '$(ENDPOINTS)')
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:

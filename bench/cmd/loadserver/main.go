@@ -15,8 +15,9 @@
 //
 // Every protected path checks the same things: the signature against the
 // issuer's JWKS, iss, aud, exp and an algorithm allowlist. The issuer is an
-// in-process authtest server on loopback with an RS256 2048-bit key. The
-// tokens it signed are written to -tokens-dir: one.txt (one token) and, for
+// in-process authtest server on loopback; the tokens are signed with -alg
+// (RS256 by default, 2048-bit; also PS256, ES256 or EdDSA), and every
+// protected path allows that algorithm only. The tokens it signed are written to -tokens-dir: one.txt (one token) and, for
 // each number N in -distinct, many-N.txt (N distinct tokens, one a line;
 // the smaller files are prefixes of the larger). The server listens on loopback
 // only, prints "listening http://ADDR" on stdout when ready, and stops when
@@ -66,12 +67,16 @@ func main() {
 	dir := flag.String("tokens-dir", "", "directory for one.txt and many.txt (required)")
 	distinctList := flag.String("distinct", "2000", "comma-separated numbers of distinct tokens, one many-N.txt each")
 	maxLifetime := flag.Duration("max-lifetime", 30*time.Minute, "stop after this long in any case")
+	alg := flag.String("alg", "RS256", "signing algorithm of the tokens: RS256, PS256, ES256 or EdDSA")
 	flag.Parse()
 	distinct, err := parseCounts(*distinctList)
 	if *dir == "" || err != nil {
 		log.Fatalf("loadserver: -tokens-dir is required and -distinct must list positive numbers (%v)", err)
 	}
-	if err := run(*addr, *dir, distinct, *maxLifetime); err != nil {
+	if !slices.Contains(algorithms, *alg) {
+		log.Fatalf("loadserver: -alg %q: one of %s", *alg, strings.Join(algorithms, ", "))
+	}
+	if err := run(*addr, *dir, *alg, distinct, *maxLifetime); err != nil {
 		log.Fatalf("loadserver: %v", err)
 	}
 }
@@ -89,7 +94,11 @@ func parseCounts(list string) ([]int, error) {
 	return ns, nil
 }
 
-func run(addr, dir string, distinct []int, maxLifetime time.Duration) error {
+// algorithms are the -alg values: the asymmetric algorithms authtest's
+// issuer has a key for.
+var algorithms = []string{"RS256", "PS256", "ES256", "EdDSA"}
+
+func run(addr, dir, alg string, distinct []int, maxLifetime time.Duration) error {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return err
@@ -103,7 +112,7 @@ func run(addr, dir string, distinct []int, maxLifetime time.Duration) error {
 	is := authtest.NewIssuer(tb)
 	jwksURL := is.URL + "/jwks"
 
-	if err := writeTokens(tb, is, dir, distinct); err != nil {
+	if err := writeTokens(tb, is, dir, alg, distinct); err != nil {
 		return err
 	}
 
@@ -115,13 +124,13 @@ func run(addr, dir string, distinct []int, maxLifetime time.Duration) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /none", handler)
 
-	bare, err := bareJWT(ctx, jwksURL, is.URL)
+	bare, err := bareJWT(ctx, jwksURL, is.URL, alg)
 	if err != nil {
 		return fmt.Errorf("bare: %w", err)
 	}
 	mux.Handle("GET /bare", bare)
 
-	auth0, err := auth0JWT(jwksURL, is.URL)
+	auth0, err := auth0JWT(jwksURL, is.URL, alg)
 	if err != nil {
 		return fmt.Errorf("auth0: %w", err)
 	}
@@ -129,14 +138,14 @@ func run(addr, dir string, distinct []int, maxLifetime time.Duration) error {
 
 	stats := map[string]*counts{"/tollgate": {}, "/tollgate-nocache": {}}
 	cached, err := middleware.New(ctx, middleware.Config{Issuer: is.URL, Audiences: []string{authtest.Audience}, JWKSURL: jwksURL,
-		OnOutcome: stats["/tollgate"].add})
+		Algorithms: []string{alg}, OnOutcome: stats["/tollgate"].add})
 	if err != nil {
 		return fmt.Errorf("tollgate: %w", err)
 	}
 	mux.Handle("GET /tollgate", cached.Require(handler))
 
 	uncached, err := middleware.New(ctx, middleware.Config{Issuer: is.URL, Audiences: []string{authtest.Audience}, JWKSURL: jwksURL, CacheSize: middleware.Off,
-		OnOutcome: stats["/tollgate-nocache"].add})
+		Algorithms: []string{alg}, OnOutcome: stats["/tollgate-nocache"].add})
 	if err != nil {
 		return fmt.Errorf("tollgate-nocache: %w", err)
 	}
@@ -201,13 +210,13 @@ var handler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 // keyfunc v3: a full jwt.Parse on every request, with the same checks as the
 // others (alg allowlist, iss, aud, exp required, 60 s leeway as Tollgate's
 // default clock skew).
-func bareJWT(ctx context.Context, jwksURL, issuer string) (http.Handler, error) {
+func bareJWT(ctx context.Context, jwksURL, issuer, alg string) (http.Handler, error) {
 	k, err := keyfunc.NewDefaultCtx(ctx, []string{jwksURL})
 	if err != nil {
 		return nil, err
 	}
 	parser := jwt.NewParser(
-		jwt.WithValidMethods([]string{"RS256"}),
+		jwt.WithValidMethods([]string{alg}),
 		jwt.WithIssuer(issuer),
 		jwt.WithAudience(authtest.Audience),
 		jwt.WithExpirationRequired(),
@@ -229,7 +238,7 @@ func bareJWT(ctx context.Context, jwksURL, issuer string) (http.Handler, error) 
 
 // auth0JWT is auth0/go-jwt-middleware v3.1.0 with its caching JWKS provider
 // and its validator set to the same issuer, audience and algorithm.
-func auth0JWT(jwksURL, issuer string) (http.Handler, error) {
+func auth0JWT(jwksURL, issuer, alg string) (http.Handler, error) {
 	iu, err := url.Parse(issuer)
 	if err != nil {
 		return nil, err
@@ -244,7 +253,7 @@ func auth0JWT(jwksURL, issuer string) (http.Handler, error) {
 	}
 	v, err := validator.New(
 		validator.WithKeyFunc(provider.KeyFunc),
-		validator.WithAlgorithm(validator.RS256),
+		validator.WithAlgorithm(validator.SignatureAlgorithm(alg)),
 		validator.WithIssuer(issuer),
 		validator.WithAudience(authtest.Audience),
 		validator.WithAllowedClockSkew(60*time.Second),
@@ -260,15 +269,19 @@ func auth0JWT(jwksURL, issuer string) (http.Handler, error) {
 }
 
 // writeTokens writes one.txt (one token) and, for every n in distinct,
-// many-n.txt (n distinct tokens, one a line), all RS256, valid for
+// many-n.txt (n distinct tokens, one a line), all signed with alg, valid for
 // tokenLifetime. The tokens are signed on every CPU: 100,000 RS256
 // signatures take a minute or more on one.
-func writeTokens(tb authtest.TB, is *authtest.Issuer, dir string, distinct []int) error {
+func writeTokens(tb authtest.TB, is *authtest.Issuer, dir, alg string, distinct []int) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	exp := authtest.WithClaims(func(c map[string]any) { c["exp"] = time.Now().Add(tokenLifetime).Unix() })
-	if err := os.WriteFile(filepath.Join(dir, "one.txt"), []byte(is.Mint(tb, "user-one", exp)+"\n"), 0o600); err != nil {
+	mint := func(sub string) string {
+		c := is.Claims(sub)
+		c["exp"] = time.Now().Add(tokenLifetime).Unix()
+		return is.Sign(tb, alg, c, nil)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "one.txt"), []byte(mint("user-one")+"\n"), 0o600); err != nil {
 		return err
 	}
 	tokens := make([]string, slices.Max(distinct))
@@ -277,7 +290,7 @@ func writeTokens(tb authtest.TB, is *authtest.Issuer, dir string, distinct []int
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < len(tokens); i = int(next.Add(1) - 1) {
-				tokens[i] = is.Mint(tb, "user-"+strconv.Itoa(i), exp)
+				tokens[i] = mint("user-" + strconv.Itoa(i))
 			}
 		})
 	}

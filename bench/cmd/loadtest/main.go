@@ -76,6 +76,7 @@ const zipfS = 1.1
 // settings are the command's flags.
 type settings struct {
 	server      string
+	alg         string
 	rounds      int
 	duration    time.Duration
 	threads     int
@@ -100,6 +101,7 @@ func main() {
 	flag.StringVar(&s.paths, "endpoints", "", "comma-separated paths to measure besides /none (default: all)")
 	flag.StringVar(&s.gen, "gen", "auto", "load generator: auto (wrk if found, else go), wrk or go")
 	flag.StringVar(&s.wrk, "wrk", "wrk", "the wrk binary")
+	flag.StringVar(&s.alg, "alg", "RS256", "signing algorithm of the tokens (loadserver -alg): RS256, PS256, ES256 or EdDSA")
 	flag.Parse()
 	if s.server == "" || s.rounds < 1 || s.duration < time.Second || s.threads < 1 || s.connections < s.threads {
 		log.Fatal("loadtest: need -server, -rounds ≥ 1, -duration ≥ 1s, -threads ≥ 1, -connections ≥ -threads")
@@ -253,7 +255,7 @@ func readStats(ctx context.Context, base string) (stats, error) {
 // startServer starts loadserver and waits for its address. Its stdin is a
 // pipe this process holds, so it also stops if this process dies.
 func startServer(ctx context.Context, s settings, dir string) (string, *exec.Cmd, error) {
-	cmd := exec.Command(s.server, "-tokens-dir", dir, "-distinct", s.distinct)
+	cmd := exec.Command(s.server, "-tokens-dir", dir, "-distinct", s.distinct, "-alg", s.alg)
 	cmd.Stderr = os.Stderr
 	if _, err := cmd.StdinPipe(); err != nil {
 		return "", nil, err
@@ -480,8 +482,8 @@ func printTable(w io.Writer, s settings, scenarios []scenario, rps, hits [][][]f
 	if s.gen == "go" {
 		gen = "the Go load generator in bench/cmd/loadtest"
 	}
-	fmt.Fprintf(w, "\nLoad generator: %s, %d threads, %d connections, %s per run, %d rounds, endpoints interleaved; %d CPUs, %s.\n",
-		gen, s.threads, s.connections, s.duration, s.rounds, runtime.NumCPU(), runtime.Version())
+	fmt.Fprintf(w, "\nTokens signed %s. Load generator: %s, %d threads, %d connections, %s per run, %d rounds, endpoints interleaved; %d CPUs, %s.\n",
+		s.alg, gen, s.threads, s.connections, s.duration, s.rounds, runtime.NumCPU(), runtime.Version())
 	fmt.Fprintf(w, "Ratio: requests/s ÷ the unprotected endpoint's in the same round and scenario; median over rounds [min–max].\n\n")
 
 	fmt.Fprint(w, "| endpoint |")
