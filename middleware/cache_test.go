@@ -13,33 +13,33 @@ func TestVerifiedCacheBounded(t *testing.T) {
 	now := time.Now()
 	c := newVerifiedCache(100, time.Minute)
 	for i := range 1000 {
-		c.put(keyOf(fmt.Sprint(i)), principal.Principal{Subject: "s", ExpiresAt: now.Add(time.Hour)}, now)
+		c.put(fmt.Sprint(i), principal.Principal{Subject: "s", ExpiresAt: now.Add(time.Hour)}, now)
 		if c.len() > 100 {
 			t.Fatalf("cache grew to %d entries", c.len())
 		}
 	}
 	// The newest entry survives the eviction that made room for it.
-	if _, ok := c.get(keyOf("999"), now); !ok {
+	if _, ok := c.get("999", now); !ok {
 		t.Fatal("newest entry evicted")
 	}
 	// Entries end at the earlier of exp and the maximum age.
-	c.put(keyOf("short"), principal.Principal{Subject: "s", ExpiresAt: now.Add(time.Second)}, now)
-	if _, ok := c.get(keyOf("short"), now.Add(2*time.Second)); ok {
+	c.put("short", principal.Principal{Subject: "s", ExpiresAt: now.Add(time.Second)}, now)
+	if _, ok := c.get("short", now.Add(2*time.Second)); ok {
 		t.Fatal("entry outlived its exp")
 	}
-	c.put(keyOf("long"), principal.Principal{Subject: "s", ExpiresAt: now.Add(time.Hour)}, now)
-	if _, ok := c.get(keyOf("long"), now.Add(2*time.Minute)); ok {
+	c.put("long", principal.Principal{Subject: "s", ExpiresAt: now.Add(time.Hour)}, now)
+	if _, ok := c.get("long", now.Add(2*time.Minute)); ok {
 		t.Fatal("entry outlived the maximum age")
 	}
 	// An already expired token is not stored.
 	n := c.len()
-	c.put(keyOf("dead"), principal.Principal{Subject: "s", ExpiresAt: now.Add(-time.Second)}, now)
+	c.put("dead", principal.Principal{Subject: "s", ExpiresAt: now.Add(-time.Second)}, now)
 	if c.len() > n {
 		t.Fatal("stored an expired token")
 	}
 	var disabled *verifiedCache = newVerifiedCache(-1, time.Minute)
-	disabled.put(keyOf("x"), principal.Principal{Subject: "s"}, now)
-	if _, ok := disabled.get(keyOf("x"), now); ok || disabled.len() != 0 {
+	disabled.put("x", principal.Principal{Subject: "s"}, now)
+	if _, ok := disabled.get("x", now); ok || disabled.len() != 0 {
 		t.Fatal("disabled cache answered")
 	}
 }
@@ -57,12 +57,12 @@ func TestVerifiedCacheEviction(t *testing.T) {
 	fill := func() *verifiedCache {
 		c := newVerifiedCache(size, time.Hour)
 		for i := range size {
-			c.put(keyOf(fmt.Sprint(i)), valid(fmt.Sprint(i)), now)
+			c.put(fmt.Sprint(i), valid(fmt.Sprint(i)), now)
 		}
 		return c
 	}
 	has := func(c *verifiedCache, name string, at time.Time) bool {
-		p, ok := c.get(keyOf(name), at)
+		p, ok := c.get(name, at)
 		if ok && p.Subject != name {
 			t.Fatalf("entry %q answered with subject %q", name, p.Subject)
 		}
@@ -83,7 +83,7 @@ func TestVerifiedCacheEviction(t *testing.T) {
 				if !has(c, "7", now) {
 					t.Fatalf("hot entry evicted after %d fresh tokens", i)
 				}
-				c.put(keyOf(fmt.Sprint("flood-", i)), valid("flood"), now)
+				c.put(fmt.Sprint("flood-", i), valid("flood"), now)
 				if c.len() > size {
 					t.Fatalf("cache grew to %d entries", c.len())
 				}
@@ -92,10 +92,10 @@ func TestVerifiedCacheEviction(t *testing.T) {
 		{name: "an expired entry goes before any entry in use", runs: 200, run: func(t *testing.T) {
 			c := newVerifiedCache(size, time.Hour)
 			for i := range size - 1 {
-				c.put(keyOf(fmt.Sprint(i)), valid(fmt.Sprint(i)), now)
+				c.put(fmt.Sprint(i), valid(fmt.Sprint(i)), now)
 			}
 			short := principal.Principal{Subject: "short", ExpiresAt: now.Add(time.Second)}
-			c.put(keyOf("short"), short, now)
+			c.put("short", short, now)
 			has(c, "short", now) // in use too, until it expired
 			later := now.Add(time.Minute)
 			for i := range size - 1 {
@@ -104,7 +104,7 @@ func TestVerifiedCacheEviction(t *testing.T) {
 			if has(c, "short", later) {
 				t.Fatal("expired entry answered")
 			}
-			c.put(keyOf("new"), valid("new"), later)
+			c.put("new", valid("new"), later)
 			for i := range size - 1 {
 				if !has(c, fmt.Sprint(i), later) {
 					t.Fatalf("entry %d in use evicted while an expired one stayed", i)
@@ -119,7 +119,7 @@ func TestVerifiedCacheEviction(t *testing.T) {
 			for i := range size {
 				has(c, fmt.Sprint(i), now)
 			}
-			c.put(keyOf("new"), valid("new"), now)
+			c.put("new", valid("new"), now)
 			if !has(c, "new", now) || c.len() != size {
 				t.Fatalf("new entry missing or size %d", c.len())
 			}
@@ -135,8 +135,8 @@ func TestVerifiedCacheEviction(t *testing.T) {
 		}},
 		{name: "a token verified again replaces its entry, evicting nothing", runs: 1, run: func(t *testing.T) {
 			c := fill()
-			c.put(keyOf("42"), principal.Principal{Subject: "42", Scopes: []string{"new"}, ExpiresAt: now.Add(time.Hour)}, now)
-			if p, ok := c.get(keyOf("42"), now); !ok || len(p.Scopes) != 1 {
+			c.put("42", principal.Principal{Subject: "42", Scopes: []string{"new"}, ExpiresAt: now.Add(time.Hour)}, now)
+			if p, ok := c.get("42", now); !ok || len(p.Scopes) != 1 {
 				t.Fatalf("entry not replaced: %+v, %v", p, ok)
 			}
 			for i := range size {
@@ -160,7 +160,7 @@ func TestVerifiedCacheEviction(t *testing.T) {
 							hits++
 						}
 					} else {
-						c.put(keyOf(name), valid(name), now)
+						c.put(name, valid(name), now)
 					}
 					if round > 0 {
 						requests++
@@ -193,14 +193,14 @@ func TestVerifiedCacheConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range 5000 {
 				name := fmt.Sprint((i*7 + g*13) % (3 * size))
-				if p, ok := c.get(keyOf(name), now); ok {
+				if p, ok := c.get(name, now); ok {
 					if p.Subject != name {
 						t.Errorf("asked for %q, got %q", name, p.Subject)
 						return
 					}
 					continue
 				}
-				c.put(keyOf(name), principal.Principal{Subject: name, ExpiresAt: now.Add(time.Hour)}, now)
+				c.put(name, principal.Principal{Subject: name, ExpiresAt: now.Add(time.Hour)}, now)
 				if n := c.len(); n > size {
 					t.Errorf("cache grew to %d entries", n)
 					return
@@ -217,9 +217,9 @@ func TestVerifiedCacheConcurrent(t *testing.T) {
 func BenchmarkVerifiedCacheGet(b *testing.B) {
 	now := time.Now()
 	c := newVerifiedCache(DefaultCacheSize, time.Hour)
-	keys := make([]tokenKey, 1024)
+	keys := make([]string, 1024)
 	for i := range keys {
-		keys[i] = keyOf(fmt.Sprint(i))
+		keys[i] = fmt.Sprint(i)
 		c.put(keys[i], principal.Principal{Subject: "s", ExpiresAt: now.Add(time.Hour)}, now)
 	}
 	b.ReportAllocs()
@@ -233,4 +233,32 @@ func BenchmarkVerifiedCacheGet(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// TestVerifiedCacheTellsCollidingTokensApart: entries are found by a 64-bit
+// hash, then compared with the token. A token whose hash lands on another
+// token's entry (a collision, made here by hand) misses, and caching it
+// replaces that entry.
+func TestVerifiedCacheTellsCollidingTokensApart(t *testing.T) {
+	now := time.Now()
+	c := newVerifiedCache(10, time.Hour)
+	c.put("token-a", principal.Principal{Subject: "a", ExpiresAt: now.Add(time.Hour)}, now)
+
+	c.mu.Lock()
+	e := c.entries[c.hash("token-a")]
+	delete(c.entries, e.hash)
+	e.hash = c.hash("token-b")
+	c.entries[e.hash] = e
+	c.mu.Unlock()
+
+	if p, ok := c.get("token-b", now); ok {
+		t.Fatalf("token-b was answered with token-a's entry (subject %q)", p.Subject)
+	}
+	c.put("token-b", principal.Principal{Subject: "b", ExpiresAt: now.Add(time.Hour)}, now)
+	if p, ok := c.get("token-b", now); !ok || p.Subject != "b" {
+		t.Fatalf("token-b after put: %q, %v", p.Subject, ok)
+	}
+	if n := c.len(); n != 1 {
+		t.Fatalf("%d entries, want 1: the colliding entry is replaced", n)
+	}
 }

@@ -6,13 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
 // accept finishes a caller that passed the built-in checks, fresh or from
-// the cache: it adds what is per request (the source, the raw token, which
-// the cache never holds) and runs Config.ValidateClaims.
-func (a *Authenticator) accept(r *http.Request, p principal.Principal, token string, src principal.Source, key tokenKey) (principal.Principal, error) {
+// the cache: it adds what is per request (the source) and runs
+// Config.ValidateClaims.
+func (a *Authenticator) accept(r *http.Request, p principal.Principal, src principal.Source) (principal.Principal, error) {
 	// The token for RawToken came with p from verify or the cache: setting
 	// it here would cost an allocation on every cache hit.
 	p.Source = src
@@ -34,8 +35,14 @@ func (a *Authenticator) accept(r *http.Request, p principal.Principal, token str
 	}
 	// The function's own text goes to the log only: it may say more about
 	// the application's rules than a client should learn.
-	a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), subjectAttr(p), errAttr(verr))
+	a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), tokenHashAttr(p), subjectAttr(p), errAttr(verr))
 	return principal.Principal{}, err
+}
+
+// tokenHashAttr names p's token in a log line by the short hash withToken
+// gave it, so that a cache hit need not hash the token again.
+func tokenHashAttr(p principal.Principal) slog.Attr {
+	return slog.String(introspection.TokenHashLogKey, p.TokenHash)
 }
 
 // IsNoToken reports whether err from Authenticate means that the request

@@ -120,16 +120,18 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 		}
 		return p, false, src, err
 	}
-	key := keyOf(token)
 	now := a.cfg.Now()
-	if p, ok := a.cache.get(key, now); ok {
-		p, err = a.accept(r, p, token, src, key)
+	if p, ok := a.cache.get(token, now); ok {
+		p, err = a.accept(r, p, src)
 		return p, true, src, err
 	}
 	if !isB64Token(token) {
 		a.cfg.Logger.LogAttrs(r.Context(), levelFor(errSyntax), "request refused", reasonAttr(errSyntax), sourceAttr(src))
 		return p, false, src, errSyntax
 	}
+	// The token's SHA-256 names it in the logs and in Principal.TokenHash;
+	// computed on a miss only (a hit finds it in the cached principal).
+	key := keyOf(token)
 	if a.useIntrospection(token) {
 		var until time.Time
 		p, until, err = a.intro.verify(r.Context(), token)
@@ -137,12 +139,12 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
 			return p, false, src, err
 		}
-		p = withToken(p, token, key)
+		p, kept := withToken(p, token, key)
 		// Kept no longer than the introspection client keeps the answer,
 		// so revocation takes effect as its CacheTTL says; meanwhile a
 		// token seen again costs what a JWT does, one hash and a lookup.
-		a.cache.putUntil(key, p, now, until)
-		p, err = a.accept(r, p, token, src, key)
+		a.cache.putUntil(kept, p, now, until)
+		p, err = a.accept(r, p, src)
 		return p, false, src, err
 	}
 	p, err = a.jwt.verify(r.Context(), token)
@@ -150,21 +152,21 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 		a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
 		return p, false, src, err
 	}
-	p = withToken(p, token, key)
-	a.cache.put(key, p, now)
-	p, err = a.accept(r, p, token, src, key)
+	p, kept := withToken(p, token, key)
+	a.cache.put(kept, p, now)
+	p, err = a.accept(r, p, src)
 	return p, false, src, err
 }
 
 // withToken gives a newly verified p its token, for RawToken, and the
 // token's hash, for logs. Both are set once, before p is cached, so that a
-// cache hit allocates nothing for them; the key is the token's hash, so a
-// cached entry only ever serves the very token it holds. The token is
-// copied out of the request's header, whose whole string would otherwise
-// stay in memory as long as the entry.
-func withToken(p principal.Principal, token string, key tokenKey) principal.Principal {
+// cache hit allocates nothing for them. The token is copied out of the
+// request's header, whose whole string would otherwise stay in memory as
+// long as the cache entry; the copy is returned too, for the entry's key.
+func withToken(p principal.Principal, token string, key tokenKey) (principal.Principal, string) {
 	p.TokenHash = key.Short()
-	return p.WithToken(strings.Clone(token))
+	kept := strings.Clone(token)
+	return p.WithToken(kept), kept
 }
 
 // Require is net/http middleware: it answers every request without a valid
