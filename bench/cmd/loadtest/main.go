@@ -477,6 +477,34 @@ func median(v []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
+// printVersus prints, when both paths were measured, a row of requests/s
+// of path a ÷ path b in the same round and scenario: the comparison the
+// table's ratios to the unprotected endpoint only give at one remove.
+func printVersus(w io.Writer, s settings, scenarios []scenario, rps [][][]float64, a, b, label string) {
+	ai := slices.IndexFunc(endpoints, func(e endpoint) bool { return e.path == a })
+	bi := slices.IndexFunc(endpoints, func(e endpoint) bool { return e.path == b })
+	if ai < 0 || bi < 0 {
+		return
+	}
+	fmt.Fprint(w, "\n| ratio |")
+	for _, sc := range scenarios {
+		fmt.Fprintf(w, " %s |", sc.name)
+	}
+	fmt.Fprint(w, "\n| --- |")
+	for range scenarios {
+		fmt.Fprint(w, " --- |")
+	}
+	fmt.Fprintf(w, "\n| %s |", label)
+	for si := range scenarios {
+		ratios := make([]float64, s.rounds)
+		for r := range s.rounds {
+			ratios[r] = rps[si][ai][r] / rps[si][bi][r]
+		}
+		fmt.Fprintf(w, " %.2f [%.2f–%.2f] |", median(ratios), slices.Min(ratios), slices.Max(ratios))
+	}
+	fmt.Fprintln(w)
+}
+
 func printTable(w io.Writer, s settings, scenarios []scenario, rps, hits [][][]float64) {
 	gen := "wrk (" + s.wrk + ")"
 	if s.gen == "go" {
@@ -506,6 +534,8 @@ func printTable(w io.Writer, s settings, scenarios []scenario, rps, hits [][][]f
 		}
 		fmt.Fprintln(w)
 	}
+	printVersus(w, s, scenarios, rps, "/tollgate-nocache", "/bare",
+		"Tollgate with the cache off ÷ golang-jwt v5 + keyfunc v3 (both a signature check per request)")
 
 	fmt.Fprint(w, "\nRaw medians, requests/s [min–max]:\n\n| endpoint |")
 	for _, sc := range scenarios {
