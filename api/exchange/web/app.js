@@ -354,12 +354,13 @@ function takePending(sub) {
     return '';
   }
   if (!pending || typeof pending.action !== 'string' || !Object.hasOwn(resumable, pending.action)) return '';
+  const age = Date.now() - Number(pending.at);
+  if (!(age >= 0 && age < PENDING_MAX_AGE)) return '';
   if (!sub || pending.sub !== sub) {
     showNotice('You signed in as another account, so what the other account asked for was not done.');
     return '';
   }
-  const age = Date.now() - Number(pending.at);
-  return age >= 0 && age < PENDING_MAX_AGE ? pending.action : '';
+  return pending.action;
 }
 
 // busy counts operations under way, mirrored in <html data-busy> (which
