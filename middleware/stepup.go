@@ -37,21 +37,28 @@ type StepUp struct {
 	// MaxAge is the longest time since the user last actively
 	// authenticated: the token's auth_time must be no older than MaxAge
 	// plus Config.ClockSkew, and a token without auth_time fails. A whole
-	// number of seconds, since the challenge's max_age counts seconds. 0:
-	// no limit.
+	// number of seconds, since the challenge's max_age counts seconds, up
+	// to MaxStepUpMaxAge. 0: no limit.
 	MaxAge time.Duration
 }
+
+// MaxStepUpMaxAge bounds StepUp.MaxAge: the largest max_age (2^31-1
+// seconds, 68 years) that authorization servers and clients commonly take
+// as an OpenID Connect max_age, and far enough from the largest
+// time.Duration that adding ClockSkew cannot overflow.
+const MaxStepUpMaxAge = (1<<31 - 1) * time.Second
 
 // maxACRValueLen bounds each of StepUp.ACRValues; real ones are short URNs
 // or numbers.
 const maxACRValueLen = 256
 
 // Validate reports what is wrong with s, if anything: a negative or
-// fractional MaxAge, or an acr value that cannot be sent in a challenge.
+// fractional MaxAge, one over MaxStepUpMaxAge, or an acr value that cannot
+// be sent in a challenge.
 func (s StepUp) Validate() error {
 	var errs []error
-	if s.MaxAge < 0 || s.MaxAge%time.Second != 0 {
-		errs = append(errs, fmt.Errorf("middleware: StepUp.MaxAge %v: want 0 or a whole number of seconds", s.MaxAge))
+	if s.MaxAge < 0 || s.MaxAge > MaxStepUpMaxAge || s.MaxAge%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("middleware: StepUp.MaxAge %v: want 0 or a whole number of seconds up to %d", s.MaxAge, MaxStepUpMaxAge/time.Second))
 	}
 	for _, v := range s.ACRValues {
 		if !isACRValue(v) {
@@ -161,7 +168,9 @@ func stepUpError(p principal.Principal, s StepUp, now time.Time, skew time.Durat
 			// An authentication in the future is no evidence of a recent
 			// one; a new authentication brings a sane value.
 			return stepUpRefusal(s, descRecent, "auth_time_in_future")
-		case now.Sub(at) > s.MaxAge+skew:
+		case now.Sub(at)-skew > s.MaxAge:
+			// Not MaxAge+skew, which could overflow; at is at most skew
+			// ahead of now here, so this side cannot.
 			return stepUpRefusal(s, descRecent, "auth_time_too_old")
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ory/fosite"
@@ -93,8 +94,9 @@ func (s *Server) handleAuthorizeLogin(w http.ResponseWriter, r *http.Request) {
 
 	if proof := r.PostForm.Get("proof"); proof != "" {
 		// The second step.
-		if !known || !s.checkStepProof(proof, username, r.URL.RawQuery, time.Now()) {
-			s.logger.InfoContext(ctx, "second step refused: proof invalid or expired", "username", username)
+		now := time.Now()
+		if !known || !s.checkStepProof(proof, username, r.URL.RawQuery, now) || !s.steps.take(proof, now) {
+			s.logger.InfoContext(ctx, "second step refused: proof invalid, expired, used or out of tries", "username", username)
 			s.renderLogin(w, r, ar, loginView{Username: username, Error: "The sign-in took too long. Please sign in again."})
 			return
 		}
@@ -103,6 +105,8 @@ func (s *Server) handleAuthorizeLogin(w http.ResponseWriter, r *http.Request) {
 			s.renderLogin(w, r, ar, loginView{Username: username, Proof: proof, SecondStep: true, Code: u.SecondFactor, Error: "Wrong code."})
 			return
 		}
+		// One completion per proof: what a real second factor allows.
+		s.steps.finish(proof)
 		s.completeLogin(w, r, ar, u, ACRTwoFactor)
 		return
 	}
@@ -153,6 +157,77 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, ar fosite
 
 // stepProofTTL is how long the second step may take.
 const stepProofTTL = 5 * time.Minute
+
+// Bounds of the second step: the tries one proof allows, and the proofs
+// tracked at once (each follows a right password; past the bound the
+// oldest is dropped, and with it its sign-in, which starts again).
+const (
+	maxStepTries  = 5
+	maxStepProofs = 10000
+)
+
+// stepAttempts tracks the proofs of the second step in play: how many
+// codes each has been tried with, and which have finished a sign-in.
+// The proof itself stays stateless to check; this is what makes it
+// single-use and bounds guessing, as a real second factor must.
+type stepAttempts struct {
+	mu    sync.Mutex
+	tries map[string]stepEntry
+}
+
+type stepEntry struct {
+	n       int // codes tried; maxStepTries+1 once finished
+	expires time.Time
+}
+
+// take counts one code attempt with proof at now, reporting whether it may
+// be tried: not finished, and not past maxStepTries.
+func (a *stepAttempts) take(proof string, now time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.tries == nil {
+		a.tries = map[string]stepEntry{}
+	}
+	e, ok := a.tries[proof]
+	if !ok {
+		if len(a.tries) >= maxStepProofs {
+			a.prune(now)
+		}
+		e = stepEntry{expires: now.Add(stepProofTTL)}
+	}
+	if e.n >= maxStepTries {
+		return false
+	}
+	e.n++
+	a.tries[proof] = e
+	return true
+}
+
+// finish marks proof used: no further code is tried with it.
+func (a *stepAttempts) finish(proof string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if e, ok := a.tries[proof]; ok {
+		e.n = maxStepTries
+		a.tries[proof] = e
+	}
+}
+
+// prune drops the expired entries and, if still full, the one expiring
+// first. Called with mu held.
+func (a *stepAttempts) prune(now time.Time) {
+	var oldest string
+	for k, e := range a.tries {
+		if !now.Before(e.expires) {
+			delete(a.tries, k)
+		} else if oldest == "" || e.expires.Before(a.tries[oldest].expires) {
+			oldest = k
+		}
+	}
+	if len(a.tries) >= maxStepProofs {
+		delete(a.tries, oldest)
+	}
+}
 
 // stepProof signs "username's password was right, for the authorization
 // request with this query, until expires". The query holds the client's

@@ -33,6 +33,9 @@ type Server struct {
 	// stepKey signs the proof, carried from the password step to the
 	// second step of a two-factor sign-in, that the password was right.
 	stepKey []byte
+	// steps counts the code attempts of each proof still in play, so that
+	// a proof allows a few tries and one completion (see stepAttempt).
+	steps   stepAttempts
 	logger  *slog.Logger
 	handler http.Handler
 }

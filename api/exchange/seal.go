@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -84,11 +85,17 @@ func (s *sealer) open(name, value string) ([]byte, error) {
 }
 
 func (s *sealer) sealJSON(name string, v any) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	// Without HTML escaping: json.Marshal writes '<', '>' and '&' as six
+	// bytes each, and a returnTo or acr_values made of them (both allowed)
+	// would swell a transaction cookie past the 4 KB browsers keep. The
+	// value is sealed, never put in HTML.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return "", err
 	}
-	return s.seal(name, b), nil
+	return s.seal(name, bytes.TrimSuffix(b.Bytes(), []byte("\n"))), nil
 }
 
 func (s *sealer) openJSON(name, value string, v any) error {

@@ -179,7 +179,7 @@ func (c *Config) validate() error {
 		}
 	}
 	if (middleware.StepUp{MaxAge: c.MaxAuthAgeForDeleteAll}).Validate() != nil {
-		errs = append(errs, fmt.Errorf("MAX_AUTH_AGE_FOR_DELETE_ALL: %s is not a whole number of seconds (0 for no limit)", c.MaxAuthAgeForDeleteAll))
+		errs = append(errs, fmt.Errorf("MAX_AUTH_AGE_FOR_DELETE_ALL: %s is not a whole number of seconds up to %d (0 for no limit)", c.MaxAuthAgeForDeleteAll, middleware.MaxStepUpMaxAge/time.Second))
 	}
 	return errors.Join(errs...)
 }

@@ -46,6 +46,9 @@ const state = {
   etags: new Map(),
   filter: 'all',
   signedOut: false,
+  // sub of the person signed in (from /me): a step-up's pending action is
+  // finished only for the same person.
+  sub: '',
 };
 
 const MAX_TITLE = 500;
@@ -324,7 +327,7 @@ function stepUp(err, action) {
   }
   if (action) {
     try {
-      sessionStorage.setItem(PENDING, JSON.stringify({ action, at: Date.now() }));
+      sessionStorage.setItem(PENDING, JSON.stringify({ action, sub: state.sub, at: Date.now() }));
     } catch {
       // Storage refused (private mode): the person repeats the action.
     }
@@ -339,8 +342,10 @@ function stepUp(err, action) {
 }
 
 // takePending returns the name of the action waiting for this page load
-// to finish after a step-up, once, and forgets it.
-function takePending() {
+// to finish after a step-up, once, and forgets it. An action asked for by
+// someone else (another account signed in at the step-up) is dropped: it
+// was confirmed for that person's list, not this one.
+function takePending(sub) {
   let pending = null;
   try {
     pending = JSON.parse(sessionStorage.getItem(PENDING) || 'null');
@@ -350,7 +355,12 @@ function takePending() {
   }
   if (!pending || typeof pending.action !== 'string' || !Object.hasOwn(resumable, pending.action)) return '';
   const age = Date.now() - Number(pending.at);
-  return age >= 0 && age < PENDING_MAX_AGE ? pending.action : '';
+  if (!(age >= 0 && age < PENDING_MAX_AGE)) return '';
+  if (!sub || pending.sub !== sub) {
+    showNotice('You signed in as another account, so what the other account asked for was not done.');
+    return '';
+  }
+  return pending.action;
 }
 
 // busy counts operations under way, mirrored in <html data-busy> (which
@@ -457,6 +467,7 @@ function show(which) {
 }
 
 function showUser(me) {
+  state.sub = typeof me.sub === 'string' ? me.sub : '';
   const name = me.name || me.preferred_username || me.email || me.sub || 'you';
   el.userName.textContent = name;
   el.userEmail.textContent = me.email && me.email !== name ? me.email : '';
@@ -755,7 +766,7 @@ async function load() {
   // Ready to type at once; but not on a touch screen, where the focus would
   // pull up the on-screen keyboard over the list before anyone asked.
   if (!matchMedia('(pointer: coarse)').matches) el.input.focus();
-  const pending = takePending();
+  const pending = takePending(me.sub);
   if (!await run(loadTodos) || !pending) return;
   // Back from a step-up: finish what the person asked for.
   resumed = pending;
