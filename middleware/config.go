@@ -135,6 +135,13 @@ type Config struct {
 	// Realm goes into WWW-Authenticate challenges when set; default none
 	// (a bare "Bearer" challenge).
 	Realm string
+	// ResourceMetadata, when set, describes the resource for OAuth 2.0
+	// Protected Resource Metadata (RFC 9728): the Authenticator serves the
+	// document (ResourceMetadataHandler) and every Bearer challenge it
+	// writes carries resource_metadata with its URL (§5.1). New refuses a
+	// Resource that is not an absolute https URL (http for loopback hosts).
+	// Default none.
+	ResourceMetadata *ResourceMetadata
 
 	// CacheSize bounds the verified-token cache; default 10,000 entries.
 	// Off (or any negative value) disables the cache.

@@ -56,7 +56,7 @@ func IsNoToken(err error) bool {
 // refusal (a bare ErrScope, CheckAnyScope's error) keeps the realm too.
 func (a *Authenticator) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := *asAuthError(err)
-	ae.realm = a.cfg.Realm
+	a.stamp(&ae)
 	if ae.cause == nil && err != nil && !errors.As(err, new(*authError)) {
 		ae.cause = err // keep errors.Is working on the caller's own error
 	}
@@ -118,7 +118,7 @@ func (a *Authenticator) checkScopes(ctx context.Context, scopes []string, anyOf 
 	if err == nil {
 		return nil
 	}
-	err.realm = a.cfg.Realm
+	a.stamp(err)
 	if err.kind == ErrScope {
 		// No OnOutcome: Authenticate already reported this request.
 		a.cfg.Logger.LogAttrs(ctx, levelFor(err), "request refused", reasonAttr(err), subjectAttr(p), slog.Bool("any_of", anyOf))
