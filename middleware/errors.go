@@ -67,7 +67,7 @@ type authError struct {
 	// sent as resource_metadata in every challenge; "" for none.
 	resourceMetadata string
 	scopes           []string // for ErrScope: the scopes the route needs
-	stepUp *StepUp  // for ErrStepUp: what the route requires
+	stepUp           *StepUp  // for ErrStepUp: what the route requires
 }
 
 func (e *authError) Error() string {
