@@ -384,7 +384,11 @@ func (a *Authenticator) serveResourceMetadata(w http.ResponseWriter, r *http.Req
 	h.Set("Content-Type", "application/json")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(ResourceMetadataMaxAge/time.Second)))
-	h.Set("Access-Control-Allow-Origin", "*")
+	if h.Get("Access-Control-Allow-Origin") == "" {
+		// A CORS middleware in front that has answered already keeps its
+		// word (with credentials, "*" would not do).
+		h.Set("Access-Control-Allow-Origin", "*")
+	}
 	h.Set("ETag", m.etag)
 	// ServeContent answers HEAD without a body and If-None-Match with 304.
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(m.body))
