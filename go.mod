@@ -153,3 +153,5 @@ replace github.com/tollgate-dev/tollgate/introspection => ./introspection
 replace github.com/tollgate-dev/tollgate/middleware => ./middleware
 
 replace github.com/tollgate-dev/tollgate/middleware/ginauth => ./middleware/ginauth
+
+replace github.com/tollgate-dev/tollgate/middleware/mcpauth => ./middleware/mcpauth

@@ -86,6 +86,11 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	return a, nil
 }
 
+// ClockSkew is the leeway in use for exp, nbf and iat (Config.ClockSkew
+// with its default applied), for an adapter that checks a verified token's
+// expiry again and must not be stricter than the Authenticator.
+func (a *Authenticator) ClockSkew() time.Duration { return a.cfg.ClockSkew }
+
 // JWKSURL is the key set URL in use, configured or discovered; empty with
 // an HMAC secret.
 func (a *Authenticator) JWKSURL() string { return a.jwksURL }
