@@ -159,8 +159,9 @@ func Require(a *middleware.Authenticator, scopes ...string) func(http.Handler) h
 }
 
 // Handler returns the HTTP handler of an MCP server protected by a: the
-// RFC 9728 metadata document at a.ResourceMetadataPath(), public, and
-// every other request through Require(a, scopes...) to mcpHandler,
+// RFC 9728 metadata document at a.ResourceMetadataPath(), public (other
+// paths under /.well-known/oauth-protected-resource are 404), and every
+// other request through Require(a, scopes...) to mcpHandler,
 // typically an *mcp.StreamableHTTPHandler.
 //
 // The MCP authorization specification requires the metadata, so a must
@@ -170,12 +171,17 @@ func Require(a *middleware.Authenticator, scopes ...string) func(http.Handler) h
 // document whose resource is not the URL it called (RFC 9728 §3.3).
 // Handler panics when a has none, so the mistake shows at start.
 func Handler(a *middleware.Authenticator, mcpHandler http.Handler, scopes ...string) http.Handler {
-	path := a.ResourceMetadataPath()
-	if path == "" {
+	if a.ResourceMetadataPath() == "" {
 		panic("mcpauth: the Authenticator has no Config.ResourceMetadata; MCP clients discover the authorization server from it")
 	}
 	mux := http.NewServeMux()
-	mux.Handle(path, a.ResourceMetadataHandler())
+	// Every metadata URL goes to the metadata handler, which serves the
+	// resource's own and answers 404 for the others (the root form when
+	// the resource has a path, which clients try as a fallback), rather
+	// than a 401 from the MCP side.
+	meta := a.ResourceMetadataHandler()
+	mux.Handle(middleware.WellKnownResourceMetadata, meta)
+	mux.Handle(middleware.WellKnownResourceMetadata+"/", meta)
 	mux.Handle("/", Require(a, scopes...)(mcpHandler))
 	return mux
 }

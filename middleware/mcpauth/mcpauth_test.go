@@ -157,6 +157,16 @@ func TestMCPEndToEnd(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.HasSuffix(a.ResourceMetadataURL(), "/.well-known/oauth-protected-resource/mcp") {
 			t.Fatalf("%s: %d", a.ResourceMetadataURL(), resp.StatusCode)
 		}
+		// The root form names another resource: 404, not the MCP side's 401.
+		root := strings.TrimSuffix(a.ResourceMetadataURL(), "/mcp")
+		resp, err = http.Get(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("%s: %d, want 404", root, resp.StatusCode)
+		}
 	})
 }
 
