@@ -120,9 +120,10 @@ const RetryAfter = 5
 // the token is echoed. An error that wraps none of the sentinels is
 // answered as an invalid token.
 //
-// The realm is the one the error carries: errors from an Authenticator
-// carry its realm, the bare sentinels none. (*Authenticator).WriteError
-// answers any error with the Authenticator's realm.
+// The realm and resource_metadata (RFC 9728 §5.1) are the ones the error
+// carries: errors from an Authenticator carry its own, the bare sentinels
+// none. (*Authenticator).WriteError answers any error with the
+// Authenticator's.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if err == nil {
 		// A caller's mistake; still a refusal, never an answer saying "ok".

@@ -52,8 +52,9 @@ func IsNoToken(err error) bool {
 
 // WriteError answers a refused request as the Authenticator's routes do:
 // with Config.ErrorHandler when set, else the package-level WriteError.
-// Any error gets the Authenticator's realm first, so a handler's own
-// refusal (a bare ErrScope, CheckAnyScope's error) keeps the realm too.
+// Any error gets the Authenticator's realm and resource_metadata first, so
+// a handler's own refusal (a bare ErrScope, CheckAnyScope's error) keeps
+// them too.
 func (a *Authenticator) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := *asAuthError(err)
 	a.stamp(&ae)
