@@ -8,10 +8,11 @@ DURATION  ?= 5s
 DISTINCT  ?= 2000
 PICK      ?= cycle
 ALG       ?= RS256
-# Every package of the four modules (the application at the root, and the
-# reusable introspection, middleware and middleware/ginauth, each a module of
-# its own so that its importers' builds stay small; go.work joins them).
-PKGS      = ./... ./introspection/... ./middleware/... ./middleware/ginauth/...
+# Every package of the five modules (the application at the root, and the
+# reusable introspection, middleware, middleware/ginauth and
+# middleware/mcpauth, each a module of its own so that its importers' builds
+# stay small; go.work joins them).
+PKGS      = ./... ./introspection/... ./middleware/... ./middleware/ginauth/... ./middleware/mcpauth/...
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
 # The browser tests in e2e/ skip without Chromium, and go test hides the

@@ -11,6 +11,7 @@ require (
 	github.com/go-jose/go-jose/v3 v3.0.3
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/jackc/pgx/v5 v5.10.0
+	github.com/modelcontextprotocol/go-sdk v1.8.0
 	github.com/mohae/deepcopy v0.0.0-20170929034955-c48cc78d4826
 	github.com/ory/fosite v0.49.0
 	github.com/prometheus/client_golang v1.25.0
@@ -28,6 +29,8 @@ require (
 require (
 	github.com/MicahParks/jwkset v0.11.3 // indirect
 	github.com/MicahParks/keyfunc/v3 v3.9.0 // indirect
+	github.com/segmentio/asm v1.1.3 // indirect
+	github.com/segmentio/encoding v0.5.4 // indirect
 	golang.org/x/time v0.15.0 // indirect
 )
 
@@ -150,3 +153,5 @@ replace github.com/tollgate-dev/tollgate/introspection => ./introspection
 replace github.com/tollgate-dev/tollgate/middleware => ./middleware
 
 replace github.com/tollgate-dev/tollgate/middleware/ginauth => ./middleware/ginauth
+
+replace github.com/tollgate-dev/tollgate/middleware/mcpauth => ./middleware/mcpauth

@@ -135,6 +135,13 @@ type Config struct {
 	// Realm goes into WWW-Authenticate challenges when set; default none
 	// (a bare "Bearer" challenge).
 	Realm string
+	// ResourceMetadata, when set, describes the resource for OAuth 2.0
+	// Protected Resource Metadata (RFC 9728): the Authenticator serves the
+	// document (ResourceMetadataHandler) and every Bearer challenge it
+	// writes carries resource_metadata with its URL (§5.1). New refuses a
+	// Resource that is not an absolute https URL (http for loopback hosts).
+	// Default none.
+	ResourceMetadata *ResourceMetadata
 
 	// CacheSize bounds the verified-token cache; default 10,000 entries.
 	// Off (or any negative value) disables the cache.
@@ -197,14 +204,14 @@ type Config struct {
 	// ErrorHandler, when set, writes every refusal of Require, Optional,
 	// RequireScopes, RequireAnyScope, the Gin adapter and
 	// (*Authenticator).WriteError, in place of the default answer. The
-	// error it gets carries the realm: Reason and Challenge give the
-	// reason, status and WWW-Authenticate value of the default answer, and
-	// the package-level WriteError writes that answer, e.g. for the errors
-	// it does not customise. (Not (*Authenticator).WriteError, which would
-	// call ErrorHandler again.) Never send err.Error() to the client: it
-	// holds what only the log should see (the ValidateClaims error's text,
-	// the expected and received iss and aud); build the answer from Reason
-	// and Challenge.
+	// error it gets carries the realm and resource_metadata: Reason and
+	// Challenge give the reason, status and WWW-Authenticate value of the
+	// default answer, and the package-level WriteError writes that answer,
+	// e.g. for the errors it does not customise. (Not
+	// (*Authenticator).WriteError, which would call ErrorHandler again.)
+	// Never send err.Error() to the client: it holds what only the log
+	// should see (the ValidateClaims error's text, the expected and
+	// received iss and aud); build the answer from Reason and Challenge.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
 }
 

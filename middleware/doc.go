@@ -25,6 +25,14 @@
 // ErrInvalidToken, ErrScope, ErrStepUp and ErrUnavailable let callers
 // branch with errors.Is, one sentinel per call.
 //
+// With Config.ResourceMetadata the Authenticator also describes the
+// resource for OAuth 2.0 Protected Resource Metadata (RFC 9728): it serves
+// the JSON document at the well-known URL derived from the resource
+// identifier (ResourceMetadataHandler, ResourceMetadataURL), and every
+// Bearer challenge it writes carries resource_metadata with that URL (§5.1),
+// so that a client that knows nothing of the API, an MCP client for
+// instance, finds its authorization server from a 401.
+//
 // The middleware has the net/http shape (func(http.Handler) http.Handler),
 // so it fits the standard library's ServeMux and routers built on it such
 // as chi; middleware/ginauth adapts it to Gin. Besides the standard library

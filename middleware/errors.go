@@ -63,8 +63,11 @@ type authError struct {
 	desc   string
 	cause  error
 	realm  string
-	scopes []string // for ErrScope: the scopes the route needs
-	stepUp *StepUp  // for ErrStepUp: what the route requires
+	// resourceMetadata is the URL of the resource's RFC 9728 metadata,
+	// sent as resource_metadata in every challenge; "" for none.
+	resourceMetadata string
+	scopes           []string // for ErrScope: the scopes the route needs
+	stepUp           *StepUp  // for ErrStepUp: what the route requires
 }
 
 func (e *authError) Error() string {
@@ -117,9 +120,10 @@ const RetryAfter = 5
 // the token is echoed. An error that wraps none of the sentinels is
 // answered as an invalid token.
 //
-// The realm is the one the error carries: errors from an Authenticator
-// carry its realm, the bare sentinels none. (*Authenticator).WriteError
-// answers any error with the Authenticator's realm.
+// The realm and resource_metadata (RFC 9728 §5.1) are the ones the error
+// carries: errors from an Authenticator carry its own, the bare sentinels
+// none. (*Authenticator).WriteError answers any error with the
+// Authenticator's.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if err == nil {
 		// A caller's mistake; still a refusal, never an answer saying "ok".
@@ -162,9 +166,9 @@ func asAuthError(err error) *authError {
 func challengeOf(ae *authError) (int, string) {
 	switch ae.kind {
 	case ErrNoToken:
-		return http.StatusUnauthorized, bearer(ae.realm)
+		return http.StatusUnauthorized, bearer(ae)
 	case ErrMalformed:
-		return http.StatusBadRequest, bearer(ae.realm, "error", "invalid_request", "error_description", ae.desc)
+		return http.StatusBadRequest, bearer(ae, "error", "invalid_request", "error_description", ae.desc)
 	case ErrScope:
 		kv := []string{"error", "insufficient_scope", "error_description", ae.desc}
 		if len(ae.scopes) > 0 {
@@ -172,13 +176,20 @@ func challengeOf(ae *authError) (int, string) {
 			// names no scope a new token could bring.
 			kv = append(kv, "scope", strings.Join(ae.scopes, " "))
 		}
-		return http.StatusForbidden, bearer(ae.realm, kv...)
+		return http.StatusForbidden, bearer(ae, kv...)
 	case ErrStepUp:
 		return http.StatusUnauthorized, stepUpChallenge(ae)
 	case ErrUnavailable:
 		return http.StatusServiceUnavailable, ""
 	}
-	return http.StatusUnauthorized, bearer(ae.realm, "error", "invalid_token", "error_description", ae.desc)
+	return http.StatusUnauthorized, bearer(ae, "error", "invalid_token", "error_description", ae.desc)
+}
+
+// stamp gives ae what every answer of the Authenticator carries: its realm
+// and the URL of its resource metadata.
+func (a *Authenticator) stamp(ae *authError) {
+	ae.realm = a.cfg.Realm
+	ae.resourceMetadata = a.ResourceMetadataURL()
 }
 
 func writeAuthError(w http.ResponseWriter, ae *authError) {
@@ -194,15 +205,20 @@ func writeAuthError(w http.ResponseWriter, ae *authError) {
 	writeProblem(w, status, ae.desc, ae.reason)
 }
 
-// bearer builds a Bearer challenge from the realm and attribute pairs.
-// Values are fixed text of this package, but are escaped all the same.
-func bearer(realm string, kv ...string) string {
+// bearer builds a Bearer challenge from ae's realm, the attribute pairs
+// and ae's resource_metadata (RFC 9728 §5.1), last, as in the RFC's
+// examples. Values are fixed text of this package or checked
+// configuration, but are escaped all the same.
+func bearer(ae *authError, kv ...string) string {
 	var parts []string
-	if realm != "" {
-		parts = append(parts, `realm=`+quote(realm))
+	if ae.realm != "" {
+		parts = append(parts, `realm=`+quote(ae.realm))
 	}
 	for i := 0; i+1 < len(kv); i += 2 {
 		parts = append(parts, kv[i]+"="+quote(kv[i+1]))
+	}
+	if ae.resourceMetadata != "" {
+		parts = append(parts, `resource_metadata=`+quote(ae.resourceMetadata))
 	}
 	if len(parts) == 0 {
 		return "Bearer"

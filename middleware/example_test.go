@@ -308,3 +308,48 @@ func ExampleAuthenticator_RequireStepUp() {
 	// 401 Bearer realm="example", error="insufficient_user_authentication", error_description="A different authentication level is required", acr_values="urn:example:acr:mfa", max_age="600"
 	// 401 Bearer realm="example", error="insufficient_user_authentication", error_description="More recent authentication is required", acr_values="urn:example:acr:mfa", max_age="600"
 }
+
+// Publish RFC 9728 protected-resource metadata: the document at the
+// well-known URL derived from the resource identifier, public, and its URL
+// in every challenge, so that a client finds the authorization server from
+// a 401.
+func ExampleAuthenticator_ResourceMetadataHandler() {
+	_, auth := newExampleAuth(func(c *middleware.Config) {
+		c.ResourceMetadata = &middleware.ResourceMetadata{
+			Resource:             "https://api.example.com/notes",
+			AuthorizationServers: []string{"https://auth.example.com"}, // default: the Issuer
+			ScopesSupported:      []string{"notes:read"},
+		}
+	})
+	mux := http.NewServeMux()
+	mux.Handle(auth.ResourceMetadataPath(), auth.ResourceMetadataHandler())
+	mux.Handle("/notes", auth.Require(http.NotFoundHandler()))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	fmt.Println(auth.ResourceMetadataPath())
+	resp, err := srv.Client().Get(srv.URL + auth.ResourceMetadataPath())
+	if err != nil {
+		log.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Print(resp.Header.Get("Content-Type"), "\n", string(body))
+	get(srv, "/notes", "")
+	// Output:
+	// /.well-known/oauth-protected-resource/notes
+	// application/json
+	// {
+	//   "resource": "https://api.example.com/notes",
+	//   "authorization_servers": [
+	//     "https://auth.example.com"
+	//   ],
+	//   "scopes_supported": [
+	//     "notes:read"
+	//   ],
+	//   "bearer_methods_supported": [
+	//     "header"
+	//   ]
+	// }
+	// 401 Bearer realm="example", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/notes"
+}

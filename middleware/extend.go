@@ -59,11 +59,12 @@ func IsNoToken(err error) bool {
 
 // WriteError answers a refused request as the Authenticator's routes do:
 // with Config.ErrorHandler when set, else the package-level WriteError.
-// Any error gets the Authenticator's realm first, so a handler's own
-// refusal (a bare ErrScope, CheckAnyScope's error) keeps the realm too.
+// Any error gets the Authenticator's realm and resource_metadata first, so
+// a handler's own refusal (a bare ErrScope, CheckAnyScope's error) keeps
+// them too.
 func (a *Authenticator) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := *asAuthError(err)
-	ae.realm = a.cfg.Realm
+	a.stamp(&ae)
 	if ae.cause == nil && err != nil && !errors.As(err, new(*authError)) {
 		ae.cause = err // keep errors.Is working on the caller's own error
 	}
@@ -125,7 +126,7 @@ func (a *Authenticator) checkScopes(ctx context.Context, scopes []string, anyOf 
 	if err == nil {
 		return nil
 	}
-	err.realm = a.cfg.Realm
+	a.stamp(err)
 	if err.kind == ErrScope {
 		// No OnOutcome: Authenticate already reported this request.
 		a.cfg.Logger.LogAttrs(ctx, levelFor(err), "request refused", reasonAttr(err), subjectAttr(p), slog.Bool("any_of", anyOf))

@@ -19,6 +19,7 @@ type Authenticator struct {
 	intro   *introspectVerifier
 	cache   *verifiedCache
 	jwksURL string
+	meta    *resourceMeta // nil without Config.ResourceMetadata
 }
 
 // New checks cfg and returns an Authenticator. When JWKSURL is empty it
@@ -39,6 +40,13 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 		return nil, err
 	}
 	a := &Authenticator{cfg: cfg, cache: newVerifiedCache(cfg.CacheSize, cfg.CacheMaxAge)}
+	if cfg.ResourceMetadata != nil {
+		meta, err := cfg.ResourceMetadata.build(cfg.Issuer)
+		if err != nil {
+			return nil, err
+		}
+		a.meta = meta
+	}
 	wantJWKS := cfg.Mode != ModeIntrospection && len(cfg.HMACSecret) == 0
 	md := cfg.Metadata
 	if wantJWKS && cfg.JWKSURL == "" && md == nil {
@@ -78,6 +86,11 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	return a, nil
 }
 
+// ClockSkew is the leeway in use for exp, nbf and iat (Config.ClockSkew
+// with its default applied), for an adapter that checks a verified token's
+// expiry again and must not be stricter than the Authenticator.
+func (a *Authenticator) ClockSkew() time.Duration { return a.cfg.ClockSkew }
+
 // JWKSURL is the key set URL in use, configured or discovered; empty with
 // an HMAC secret.
 func (a *Authenticator) JWKSURL() string { return a.jwksURL }
@@ -102,7 +115,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (principal.Principal, erro
 		var ae *authError
 		if errors.As(err, &ae) {
 			copied := *ae
-			copied.realm = a.cfg.Realm
+			a.stamp(&copied)
 			err = &copied
 		}
 	}

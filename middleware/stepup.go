@@ -99,7 +99,7 @@ func (a *Authenticator) CheckStepUp(ctx context.Context, s StepUp) error {
 	if ae == nil {
 		return nil
 	}
-	ae.realm = a.cfg.Realm
+	a.stamp(ae)
 	if ae.kind == ErrStepUp {
 		level := slog.LevelInfo
 		if why == "invalid_requirement" {
@@ -226,5 +226,5 @@ func stepUpChallenge(ae *authError) string {
 			kv = append(kv, "max_age", strconv.FormatInt(int64(s.MaxAge/time.Second), 10))
 		}
 	}
-	return bearer(ae.realm, kv...)
+	return bearer(ae, kv...)
 }

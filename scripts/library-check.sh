@@ -3,11 +3,12 @@
 #
 #   1. consumer: a throwaway module outside the repository imports
 #      middleware, middleware/principal and introspection (the first
-#      consumer) and then middleware/ginauth (the second). The first must see
-#      at most MAX_MODULES modules in `go list -m all` and none of the
-#      application's heavy dependencies in go.sum; the second may add only
-#      gin's own tree (still none of GORM, fosite, chromedp, pgx, kin-openapi,
-#      Prometheus).
+#      consumer) and then middleware/ginauth (the second) and
+#      middleware/mcpauth (the third). The first must see at most MAX_MODULES
+#      modules in `go list -m all` and none of the application's heavy
+#      dependencies in go.sum; the second may add only gin's own tree (still
+#      none of GORM, fosite, chromedp, pgx, kin-openapi, Prometheus); the
+#      third only the MCP SDK's tree (none of those, nor gin).
 #   2. oldest Go: the reusable modules build and pass their tests with the
 #      oldest toolchain their go.mod files declare (MIN_GO), fetched through
 #      the module proxy like any module.
@@ -26,9 +27,9 @@ trap 'rm -rf "$work"' EXIT
 
 consumer() {
 	local dir="$work/consumer"
-	mkdir -p "$dir/plain" "$dir/withgin"
+	mkdir -p "$dir/plain" "$dir/withgin" "$dir/withmcp"
 	# The consumer's own replace lines stand in for the published versions.
-	for sub in plain withgin; do
+	for sub in plain withgin withmcp; do
 		cat >"$dir/$sub/go.mod" <<MOD
 module example.com/consumer
 
@@ -39,6 +40,8 @@ replace github.com/tollgate-dev/tollgate/introspection => $ROOT/introspection
 replace github.com/tollgate-dev/tollgate/middleware => $ROOT/middleware
 
 replace github.com/tollgate-dev/tollgate/middleware/ginauth => $ROOT/middleware/ginauth
+
+replace github.com/tollgate-dev/tollgate/middleware/mcpauth => $ROOT/middleware/mcpauth
 MOD
 	done
 	cat >"$dir/plain/main.go" <<'GO'
@@ -92,6 +95,31 @@ func main() {
 	_ = r.Run(":8080")
 }
 GO
+	cat >"$dir/withmcp/main.go" <<'GO'
+package main
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/tollgate-dev/tollgate/middleware"
+	"github.com/tollgate-dev/tollgate/middleware/mcpauth"
+)
+
+func main() {
+	auth, err := middleware.New(context.Background(), middleware.Config{
+		Issuer: "https://auth.example.com/", Audiences: []string{"https://mcp.example.com/mcp"},
+		ResourceMetadata: &middleware.ResourceMetadata{Resource: "https://mcp.example.com/mcp"},
+	})
+	if err != nil {
+		panic(err)
+	}
+	server := mcp.NewServer(&mcp.Implementation{Name: "x", Version: "1"}, nil)
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
+	_ = http.ListenAndServe(":8080", mcpauth.Handler(auth, h))
+}
+GO
 	local status=0
 	(cd "$dir/plain" && GOWORK=off GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 && GOWORK=off go build ./...)
 	local n
@@ -111,6 +139,13 @@ GO
 	if grep -E "$HEAVY_NOT_GIN" "$dir/withgin/go.sum"; then
 		echo "FAIL: go.sum of a ginauth consumer names the modules above"; status=1
 	fi
+	(cd "$dir/withmcp" && GOWORK=off GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 && GOWORK=off go build ./...)
+	local m
+	m=$(cd "$dir/withmcp" && GOWORK=off go list -m all | wc -l)
+	echo "consumer of mcpauth: $m modules (the MCP SDK's tree added)"
+	if grep -E "$HEAVY" "$dir/withmcp/go.sum"; then
+		echo "FAIL: go.sum of an mcpauth consumer names the modules above"; status=1
+	fi
 	return $status
 }
 
@@ -123,6 +158,7 @@ use (
 	$ROOT/introspection
 	$ROOT/middleware
 	$ROOT/middleware/ginauth
+	$ROOT/middleware/mcpauth
 )
 
 // The go command still looks up the versions the modules require of each
@@ -133,7 +169,7 @@ replace (
 )
 WORK
 	echo "testing the reusable modules with $MIN_GO"
-	for m in introspection middleware middleware/ginauth; do
+	for m in introspection middleware middleware/ginauth middleware/mcpauth; do
 		(cd "$ROOT/$m" && GOWORK="$work/go.work" GOTOOLCHAIN="$MIN_GO" go test -count=1 ./...)
 	done
 }

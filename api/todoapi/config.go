@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/tollgate-dev/tollgate/introspection"
@@ -68,6 +69,15 @@ type Config struct {
 	// again with them.
 	RequireACRForDeleteAll []string
 	MaxAuthAgeForDeleteAll time.Duration
+
+	// ResourceURL is this API's resource identifier (RESOURCE_URL): when
+	// set, the API serves its RFC 9728 protected-resource metadata at
+	// /.well-known/oauth-protected-resource (path-suffixed when it has a
+	// path), naming ISSUER, the read and write scopes and, with BaseURL,
+	// /docs, and every WWW-Authenticate challenge carries
+	// resource_metadata. An https URL without fragment (http for loopback
+	// hosts); empty: neither.
+	ResourceURL string
 
 	// BaseURL is the public URL of the API, for todo urls and links
 	// (BASE_URL); empty: taken from each request.
@@ -164,6 +174,11 @@ func (c *Config) validate() error {
 	} else if c.AuthMode != middleware.ModeJWT && method != introspection.AuthNone && c.IntrospectionClientID == "" {
 		errs = append(errs, fmt.Errorf("INTROSPECTION_CLIENT_ID is required in %s mode unless INTROSPECTION_AUTH=none", c.AuthMode))
 	}
+	if c.ResourceURL != "" {
+		if _, _, _, err := middleware.ResourceMetadataURL(c.ResourceURL); err != nil {
+			errs = append(errs, fmt.Errorf("RESOURCE_URL: %w", err))
+		}
+	}
 	if c.MaxTodosPerOwner < 0 {
 		errs = append(errs, errors.New("MAX_TODOS_PER_USER: must be at least 1"))
 	}
@@ -188,6 +203,27 @@ func (c *Config) validate() error {
 // sign-in; the zero StepUp when nothing is.
 func (c *Config) deleteAllStepUp() middleware.StepUp {
 	return middleware.StepUp{ACRValues: slices.Clone(c.RequireACRForDeleteAll), MaxAge: c.MaxAuthAgeForDeleteAll}
+}
+
+// resourceMetadata is the RFC 9728 description of the API, nil without
+// ResourceURL.
+func (c *Config) resourceMetadata() *middleware.ResourceMetadata {
+	if c.ResourceURL == "" {
+		return nil
+	}
+	m := &middleware.ResourceMetadata{
+		Resource:     c.ResourceURL,
+		ResourceName: "Tollgate todo API",
+	}
+	for _, s := range slices.Concat(c.ReadScopes, c.WriteScopes) {
+		if !slices.Contains(m.ScopesSupported, s) {
+			m.ScopesSupported = append(m.ScopesSupported, s)
+		}
+	}
+	if c.BaseURL != "" {
+		m.ResourceDocumentation = strings.TrimSuffix(c.BaseURL, "/") + "/docs"
+	}
+	return m
 }
 
 // normalizeOrigins returns origins in the form browsers send, each once,

@@ -4,6 +4,8 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/tollgate-dev/tollgate/middleware/ginauth"
 )
 
 // addRoutes is the todo API's whole surface, the list to read first: the
@@ -21,6 +23,9 @@ func addRoutes(r *gin.Engine, d deps) {
 		c.Redirect(http.StatusFound, "/docs/")
 	})
 	r.GET("/docs/*asset", gin.WrapH(docsHandler())) // … and its embedded assets
+	// GET/HEAD /.well-known/oauth-protected-resource[/path]: RFC 9728
+	// metadata, only when RESOURCE_URL is set; public, outside auth.
+	ginauth.ServeResourceMetadata(r, d.Auth)
 
 	// GET/POST/DELETE /todos, GET/PATCH/DELETE /todos/:id (todos.Routes).
 	d.Todos.Register(r, requireAuth(d, d.ReadScopes), requireAuth(d, d.WriteScopes))

@@ -15,7 +15,9 @@ import (
 // with its method, and every operation of openapi.yaml is served.
 func TestRoutesMatchOpenAPI(t *testing.T) {
 	is := authtest.NewIssuer(t, todoScopes)
-	srv := mustBuild(t, testConfig(t, is), false)
+	cfg := testConfig(t, is)
+	cfg.ResourceURL = "https://todo.example.com" // serves the RFC 9728 route too
+	srv := mustBuild(t, cfg, false)
 	ginParam := regexp.MustCompile(`:([A-Za-z_]+)`)
 	var served []string
 	for _, rt := range srv.engine.Routes() {

@@ -47,16 +47,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		// loaded yet" and a "jwks refresh failed" warning naming the URL
 		// at every retry. Discovery, when JWKS_URL is empty, still has to
 		// answer at start.
-		LazyKeys:       true,
-		Algorithms:     cfg.Algorithms,
-		ClockSkew:      cfg.ClockSkew,
-		RequireATJWT:   cfg.RequireATJWT,
-		CookieNames:    cfg.TokenCookies,
-		AllowedOrigins: cfg.CORSAllowedOrigins,
-		Realm:          "todo-api",
-		Logger:         logger,
-		OnOutcome:      m.onOutcome,
-		OnKeyRefresh:   m.onKeyRefresh,
+		LazyKeys:         true,
+		Algorithms:       cfg.Algorithms,
+		ClockSkew:        cfg.ClockSkew,
+		RequireATJWT:     cfg.RequireATJWT,
+		CookieNames:      cfg.TokenCookies,
+		AllowedOrigins:   cfg.CORSAllowedOrigins,
+		Realm:            "todo-api",
+		ResourceMetadata: cfg.resourceMetadata(),
+		Logger:           logger,
+		OnOutcome:        m.onOutcome,
+		OnKeyRefresh:     m.onKeyRefresh,
 	}
 	if cfg.HMACSecret != "" {
 		authCfg.HMACSecret = []byte(cfg.HMACSecret)

@@ -84,6 +84,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	writeScopes := s.String("REQUIRED_SCOPES_WRITE", strings.Join(d.WriteScopes, ","), "scopes the write routes need; empty disables the check")
 	acrDeleteAll := s.String("REQUIRE_ACR_FOR_DELETE_ALL", "", "acr values, comma-separated (any one matches), a token needs to delete every todo at once (DELETE /todos); empty: none (RFC 9470 step-up)")
 	ageDeleteAll := s.Duration("MAX_AUTH_AGE_FOR_DELETE_ALL", 0, "longest time since the user signed in (auth_time) for deleting every todo at once, whole seconds; 0: no limit (RFC 9470 step-up)")
+	resourceURL := s.String("RESOURCE_URL", "", "this API's resource identifier, an https URL (http for loopback hosts); when set, RFC 9728 metadata is served at /.well-known/oauth-protected-resource and challenges carry resource_metadata")
 	baseURL := s.String("BASE_URL", "", "public URL of the API for todo urls and links (default: from each request)")
 	maxTodos := s.IntAtLeast("MAX_TODOS_PER_USER", d.MaxTodosPerOwner, 1, "most todos one user may keep")
 	logLevel := s.String("LOG_LEVEL", "info", "debug, info, warn or error")
@@ -123,6 +124,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		WriteScopes:               envflag.List(*writeScopes),
 		RequireACRForDeleteAll:    envflag.List(*acrDeleteAll),
 		MaxAuthAgeForDeleteAll:    *ageDeleteAll,
+		ResourceURL:               *resourceURL,
 		BaseURL:                   *baseURL,
 		MaxTodosPerOwner:          *maxTodos,
 	}, level, nil

@@ -426,6 +426,9 @@ func (s *Stack) todoAPIEnv() []string {
 		"TOKEN_COOKIE=" + TokenCookies,
 		"CORS_ALLOWED_ORIGINS=" + s.ExchangeURL,
 		"BASE_URL=" + s.APIURL,
+		// RFC 9728: the API names its metadata in every challenge, so a
+		// client that knows only the API's URL finds devidp.
+		"RESOURCE_URL=" + s.APIURL,
 	}
 	if s.cfg.AuthMode != ModeJWT {
 		env = append(env,

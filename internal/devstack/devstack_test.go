@@ -84,6 +84,7 @@ func TestSettingsMatch(t *testing.T) {
 			same("post-logout URL (the exchange's default: its origin + /)", idp["EXCHANGE_POST_LOGOUT_REDIRECT_URLS"], "http://localhost:3100/")
 			same("audience", idp["ACCESS_TOKEN_AUDIENCE"], api["AUDIENCE"])
 			same("todo API URL", ex["TODO_API_URL"], api["BASE_URL"], "http://localhost:8180")
+			same("resource identifier (RFC 9728)", api["RESOURCE_URL"], api["BASE_URL"])
 			same("page origin allowed by CORS", api["CORS_ALLOWED_ORIGINS"], "http://localhost:3100")
 			same("listen addresses on loopback", idp["LISTEN_ADDR"], "127.0.0.1:9100")
 			same("listen addresses on loopback", ex["LISTEN_ADDR"], "127.0.0.1:3100")

@@ -2,7 +2,8 @@
 // caller is stored in the request context, so handlers read it with
 // principal.From(c.Request.Context()) or Principal(c), the same way on
 // either stack. Refusals are written by the Authenticator's WriteError:
-// its realm, and its Config.ErrorHandler when set.
+// its realm, its resource_metadata (RFC 9728), and its Config.ErrorHandler
+// when set. ServeResourceMetadata serves the RFC 9728 document.
 package ginauth
 
 import (
@@ -97,6 +98,31 @@ func RequireStepUp(a *middleware.Authenticator, s middleware.StepUp) gin.Handler
 		}
 		c.Next()
 	}
+}
+
+// ServeResourceMetadata registers the Authenticator's RFC 9728
+// protected-resource metadata document on r for GET and HEAD, at
+// a.ResourceMetadataPath() (see middleware.Authenticator.
+// ResourceMetadataHandler), outside any authentication: the document is
+// public, and the clients that read it have no token yet. It registers
+// nothing when the Authenticator has no Config.ResourceMetadata, so it can
+// be called whatever the configuration.
+//
+// Gin does not route HEAD to GET handlers, hence the two routes.
+func ServeResourceMetadata(r gin.IRoutes, a *middleware.Authenticator) {
+	path := a.ResourceMetadataPath()
+	if path == "" {
+		return
+	}
+	h := ResourceMetadata(a)
+	r.GET(path, h)
+	r.HEAD(path, h)
+}
+
+// ResourceMetadata is the Authenticator's metadata handler as a Gin
+// handler, for routers that register it themselves.
+func ResourceMetadata(a *middleware.Authenticator) gin.HandlerFunc {
+	return gin.WrapH(a.ResourceMetadataHandler())
 }
 
 // Principal returns the verified caller of the request, if any.
