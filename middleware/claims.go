@@ -315,62 +315,71 @@ func samePath(a, b claimPath) bool { return a.keys == b.keys && slices.Equal(a.s
 
 // audienceOf finds the audience claim that decides for a token: the first
 // of m.audience that the claims carry with a value (a non-empty string, or
-// an array with at least one item). It returns that path, its values and
-// whether their form is good (a string or an array of strings only); found
-// is false when the token carries none of them.
-func (m *claimMapping) audienceOf(claims map[string]any) (path *claimPath, values []string, wellFormed, found bool) {
+// a non-empty array). It returns that path and the value; found is false
+// when the token carries none of them.
+func (m *claimMapping) audienceOf(claims map[string]any) (path *claimPath, value any, found bool) {
 	for i := range m.audience {
 		v, ok := m.audience[i].lookup(claims)
 		if !ok {
 			continue
 		}
 		switch v := v.(type) {
+		case nil:
+			continue
 		case string:
 			if v == "" {
 				continue
 			}
-			return &m.audience[i], []string{v}, true, true
 		case []any:
 			if len(v) == 0 {
 				continue
 			}
-			values := make([]string, 0, len(v))
-			for _, item := range v {
-				s, ok := item.(string)
-				if !ok {
-					return &m.audience[i], values, false, true
-				}
-				values = append(values, s)
-			}
-			return &m.audience[i], values, true, true
-		case nil:
-			continue
 		}
-		// A number, an object, a boolean: present, and no audience.
-		return &m.audience[i], nil, false, true
+		return &m.audience[i], v, true
 	}
-	return nil, nil, false, false
+	return nil, nil, false
 }
 
 // checkAudience applies the AudienceClaims rule to claims: the first listed
-// claim the token carries with a value decides, and must hold one of want.
-// A nil error accepts; otherwise the cause names, for the log, the claim
-// and the values received.
+// claim the token carries with a value decides, and must hold one of want:
+// be one, if a string, or contain one, if an array of strings. Any other
+// value (a number, an object, an array with something else than strings)
+// decides against the token. A nil error accepts; otherwise the cause
+// names, for the log, the claim and the values received.
 func (m *claimMapping) checkAudience(claims map[string]any, want []string) error {
-	path, got, wellFormed, found := m.audienceOf(claims)
-	switch {
-	case !found:
+	path, v, found := m.audienceOf(claims)
+	if !found {
 		names := make([]string, len(m.audience))
 		for i := range m.audience {
 			names[i] = m.audience[i].text
 		}
 		return fmt.Errorf("token carries none of the audience claims %q", names)
-	case !wellFormed:
-		return fmt.Errorf("audience claim %s is not a string or an array of strings", path.text)
-	case slices.ContainsFunc(got, func(a string) bool { return slices.Contains(want, a) }):
-		return nil
 	}
-	return claimMismatch(path.text, got, want)
+	switch v := v.(type) {
+	case string:
+		if slices.Contains(want, v) {
+			return nil
+		}
+		return claimMismatch(path.text, []string{v}, want)
+	case []any:
+		matched := false
+		for _, item := range v {
+			s, ok := item.(string)
+			if !ok {
+				return fmt.Errorf("audience claim %s holds something else than strings", path.text)
+			}
+			matched = matched || slices.Contains(want, s)
+		}
+		if matched {
+			return nil
+		}
+		got := make([]string, len(v)) // for the log only
+		for i, item := range v {
+			got[i] = item.(string)
+		}
+		return claimMismatch(path.text, got, want)
+	}
+	return fmt.Errorf("audience claim %s is not a string or an array of strings", path.text)
 }
 
 // grants reads a token's scopes and roles. Its error refuses the token:

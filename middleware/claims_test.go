@@ -244,6 +244,8 @@ func FuzzClaimPaths(f *testing.F) {
 		{"a..b", `{}`},
 		{"x.*.y", `null`},
 		{"roles", `{"roles":["a","a",1,null,""]}`},
+		{"aud", `{"aud":["x","api"]}`},
+		{"client_id", `{"client_id":"api"}`},
 	} {
 		f.Add(s.path, s.claims)
 	}
@@ -262,6 +264,18 @@ func FuzzClaimPaths(f *testing.F) {
 		claims, err := decodeObject([]byte(claimsJSON))
 		if err != nil {
 			return
+		}
+		if !p.keys {
+			// The same claims judged as an audience: accepted only when the
+			// value there is "api", or an array of strings holding it.
+			m := claimMapping{audience: []claimPath{p}}
+			if m.checkAudience(claims, []string{"api"}) == nil {
+				v, _ := p.lookup(claims)
+				arr, isArr := v.([]any)
+				if v != "api" && !(isArr && slices.Contains(arr, any("api"))) {
+					t.Fatalf("audience %v accepted for api", v)
+				}
+			}
 		}
 		got, err := collect(claims, []claimPath{p})
 		if err != nil {

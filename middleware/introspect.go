@@ -79,7 +79,7 @@ func (v *introspectVerifier) verify(ctx context.Context, token string) (principa
 		if len(resp.Aud) > 0 && len(v.cfg.Audiences) > 0 && !slices.ContainsFunc(resp.Aud, func(a string) bool { return slices.Contains(v.cfg.Audiences, a) }) {
 			return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonAudience, "token audience not accepted", audienceMismatch(resp.Aud, v.cfg.Audiences))
 		}
-	} else if _, _, _, found := m.audienceOf(resp.Claims); found {
+	} else if _, _, found := m.audienceOf(resp.Claims); found {
 		// As for aud: the server has judged the token, so an answer that
 		// carries none of the audience claims passes; one that carries
 		// one is held to it as a JWT is.
