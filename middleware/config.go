@@ -93,6 +93,34 @@ type Config struct {
 	// Required for JWTs (ModeJWT, ModeHybrid); with introspection, checked
 	// when both the answer and this list have audiences.
 	Audiences []string
+	// AudienceClaims are the claims that say whom a token is for, in order
+	// of preference; default ["aud"]. The first of them the token carries
+	// with a value (a non-empty string, or a non-empty array of strings)
+	// decides, and must hold one of Audiences; a JWT that carries none of
+	// them is refused, and one whose deciding claim holds anything but a
+	// string or strings too. ["client_id"] serves servers whose access
+	// tokens name no audience (AWS Cognito): the check is then on the
+	// client the token was issued to, not on this resource, so every
+	// resource that accepts that client's tokens accepts the same tokens.
+	// Each is a claim path (see ScopeClaims), without a final *. With
+	// introspection, an answer that carries none of them passes, as one
+	// without aud always has.
+	AudienceClaims []string
+	// ScopeClaims are the claims read into Principal.Scopes, merged in
+	// order without duplicates; default DefaultScopeClaims() (scope, scp).
+	// Each is a claim path: names separated by dots reach into objects
+	// ("realm_access.roles"), a dot inside a name is written \. (and a
+	// backslash \\), and a final * takes the member names of an object
+	// rather than a value. A string is split at spaces; an array's strings
+	// are taken whole; other values add nothing. A token with more than
+	// MaxClaimValues distinct scopes is refused.
+	ScopeClaims []string
+	// RoleClaims are the claims read into Principal.Roles, as ScopeClaims
+	// are into Scopes; default none. Scopes say what the client may do on
+	// the user's behalf, roles what the user is: RequireScopes checks the
+	// one, RequireRoles the other, and a claim may be in only one list, so
+	// that a role never passes for a scope.
+	RoleClaims []string
 
 	// JWKSURL is where the issuer publishes its keys. Empty: read jwks_uri
 	// from the issuer's metadata (OpenID Connect Discovery, then RFC 8414).
@@ -191,18 +219,19 @@ type Config struct {
 	// request (its tenant, say), and the verified-token cache, which holds
 	// only the outcome of the built-in checks, never lets a request past it.
 	// It must be fast and safe for concurrent use, and must not modify p's
-	// shared Claims and Scopes (principal.DecodeClaims gives a copy).
+	// shared Claims, Scopes and Roles (principal.DecodeClaims gives a copy).
 	//
 	// A nil error accepts the caller. Otherwise the function chooses the
-	// answer with the sentinels: an error wrapping ErrScope is 403
-	// insufficient_scope, one wrapping ErrUnavailable 503 (a registry it
+	// answer with the sentinels: an error wrapping ErrScope (or ErrRole) is
+	// 403 insufficient_scope, one wrapping ErrUnavailable 503 (a registry it
 	// consults is down: no verdict on the token), anything else 401
 	// invalid_token. The answer keeps the realm and has reason
 	// ReasonClaims (ReasonUnavailable for 503) and a fixed description;
 	// the error's text is logged, never sent to the client.
 	ValidateClaims func(ctx context.Context, p principal.Principal) error
 	// ErrorHandler, when set, writes every refusal of Require, Optional,
-	// RequireScopes, RequireAnyScope, the Gin adapter and
+	// RequireScopes, RequireAnyScope, RequireRoles, RequireAnyRole,
+	// RequireStepUp, the Gin adapter and
 	// (*Authenticator).WriteError, in place of the default answer. The
 	// error it gets carries the realm and resource_metadata: Reason and
 	// Challenge give the reason, status and WWW-Authenticate value of the
@@ -213,6 +242,19 @@ type Config struct {
 	// should see (the ValidateClaims error's text, the expected and
 	// received iss and aud); build the answer from Reason and Challenge.
 	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+
+	// mapping is AudienceClaims, ScopeClaims and RoleClaims parsed by
+	// validate; nil means the defaults (see claims).
+	mapping *claimMapping
+}
+
+// claims returns the parsed claim paths: validate's, or the defaults for a
+// Config that was never validated.
+func (c *Config) claims() *claimMapping {
+	if c.mapping == nil {
+		return &defaultClaimMapping
+	}
+	return c.mapping
 }
 
 // Outcome describes one authentication for observers.
@@ -286,6 +328,14 @@ func (c *Config) validate() error {
 	}
 	if (c.Mode != ModeIntrospection && len(c.Audiences) == 0) || slices.Contains(c.Audiences, "") {
 		errs = append(errs, errors.New("middleware: Audiences is required for JWTs and may not contain an empty value"))
+	}
+	m, err := newClaimMapping(c)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.mapping = &m
+	if !m.audienceIsAud && len(c.Audiences) == 0 && c.Mode == ModeIntrospection {
+		errs = append(errs, errors.New("middleware: AudienceClaims needs Audiences to compare with"))
 	}
 	if c.Mode != ModeJWT && c.Introspector == nil {
 		errs = append(errs, fmt.Errorf("middleware: Mode %s needs an Introspector", c.Mode))

@@ -7,7 +7,11 @@
 // the issuer's JWKS (RFC 7519, RFC 8725, RFC 9068 §4), by introspection
 // (RFC 7662) through an Introspector, or by shape, one or the other (see
 // Mode). The verified caller is put in the request context as a
-// principal.Principal; handlers read it with principal.From.
+// principal.Principal; handlers read it with principal.From. Which claims
+// say whom a token is for, and which carry its scopes and the user's roles,
+// is configurable (Config.AudienceClaims, ScopeClaims, RoleClaims), so that
+// the shapes of Auth0, Entra ID, Okta, Cognito, Keycloak, FusionAuth, Hydra,
+// Zitadel and Dex tokens fit; the README has a guide per server.
 //
 // New fails at once on a bad Config, an issuer whose metadata cannot be
 // read, or signing keys that cannot be fetched (unless Config.LazyKeys), so
@@ -17,12 +21,13 @@
 // Failures map to RFC 6750 §3 answers with an application/problem+json body
 // that always carries a reason: no token is 401 with a bare challenge, a
 // malformed request 400 invalid_request, a bad token 401 invalid_token, a
-// missing scope 403 insufficient_scope, a user authentication that is not
+// missing scope 403 insufficient_scope (a missing role too, without a scope
+// attribute), a user authentication that is not
 // strong or recent enough for a route's StepUp 401
 // insufficient_user_authentication with acr_values and max_age (RFC 9470),
 // and an authorization server that cannot be reached with nothing cached
 // 503 with Retry-After. The sentinel errors ErrNoToken, ErrMalformed,
-// ErrInvalidToken, ErrScope, ErrStepUp and ErrUnavailable let callers
+// ErrInvalidToken, ErrScope, ErrRole, ErrStepUp and ErrUnavailable let callers
 // branch with errors.Is, one sentinel per call.
 //
 // With Config.ResourceMetadata the Authenticator also describes the

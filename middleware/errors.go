@@ -14,7 +14,11 @@ var (
 	ErrMalformed    = errors.New("middleware: malformed authorization")
 	ErrInvalidToken = errors.New("middleware: invalid token")
 	ErrScope        = errors.New("middleware: insufficient scope")
-	ErrUnavailable  = errors.New("middleware: authorization server unavailable")
+	// ErrRole: the token is valid, but the user lacks a role the route
+	// requires (RequireRoles). Answered 403 like ErrScope, but with no
+	// scope in the challenge: a new token with more scopes would not help.
+	ErrRole        = errors.New("middleware: insufficient role")
+	ErrUnavailable = errors.New("middleware: authorization server unavailable")
 	// ErrStepUp: the token is valid, but the user's authentication behind
 	// it is not the kind or not as recent as the route requires (RFC 9470).
 	ErrStepUp = errors.New("middleware: insufficient user authentication")
@@ -41,6 +45,8 @@ const (
 	ReasonMissingClaim   = "missing_claim"
 	ReasonInactive       = "inactive"
 	ReasonScope          = "insufficient_scope"
+	// ReasonRole: the caller lacks a role the route requires.
+	ReasonRole           = "insufficient_role"
 	ReasonUnavailable    = "unavailable"
 	ReasonNotAccessToken = "not_access_token"
 	ReasonBoundToken     = "bound_token"
@@ -102,6 +108,8 @@ func Reason(err error) string {
 		return ReasonMalformed
 	case errors.Is(err, ErrScope):
 		return ReasonScope
+	case errors.Is(err, ErrRole):
+		return ReasonRole
 	case errors.Is(err, ErrStepUp):
 		return ReasonStepUp
 	case errors.Is(err, ErrUnavailable):
@@ -155,6 +163,8 @@ func asAuthError(err error) *authError {
 		ae.kind, ae.desc = ErrMalformed, "malformed authorization"
 	case errors.Is(err, ErrScope):
 		ae.kind, ae.desc = ErrScope, "insufficient scope"
+	case errors.Is(err, ErrRole):
+		ae.kind, ae.desc = ErrRole, "insufficient role"
 	case errors.Is(err, ErrStepUp):
 		ae.kind, ae.desc = ErrStepUp, "insufficient user authentication"
 	case errors.Is(err, ErrUnavailable):
@@ -177,6 +187,13 @@ func challengeOf(ae *authError) (int, string) {
 			kv = append(kv, "scope", strings.Join(ae.scopes, " "))
 		}
 		return http.StatusForbidden, bearer(ae, kv...)
+	case ErrRole:
+		// RFC 6750 §3.1 defines insufficient_scope as "the request
+		// requires higher privileges than provided by the access token",
+		// which a missing role is; its scope attribute is optional, and is
+		// left out because no scope a client could ask for brings a role.
+		// The roles are not named either: the log has them.
+		return http.StatusForbidden, bearer(ae, "error", "insufficient_scope", "error_description", ae.desc)
 	case ErrStepUp:
 		return http.StatusUnauthorized, stepUpChallenge(ae)
 	case ErrUnavailable:

@@ -30,6 +30,8 @@ func (a *Authenticator) accept(r *http.Request, p principal.Principal, src princ
 		err = newErr(ErrUnavailable, ReasonUnavailable, "authorization data unavailable", verr)
 	case errors.Is(verr, ErrScope):
 		err = newErr(ErrScope, ReasonClaims, "token is not permitted here", verr)
+	case errors.Is(verr, ErrRole):
+		err = newErr(ErrRole, ReasonClaims, "token is not permitted here", verr)
 	default:
 		err = newErr(ErrInvalidToken, ReasonClaims, "token claims not accepted", verr)
 	}

@@ -74,13 +74,35 @@ func (v *introspectVerifier) verify(ctx context.Context, token string) (principa
 	if resp.Iss != "" && resp.Iss != v.cfg.Issuer {
 		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonIssuer, "token issuer not accepted", issuerMismatch(resp.Iss, v.cfg.Issuer))
 	}
-	if len(resp.Aud) > 0 && len(v.cfg.Audiences) > 0 && !slices.ContainsFunc(resp.Aud, func(a string) bool { return slices.Contains(v.cfg.Audiences, a) }) {
-		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonAudience, "token audience not accepted", audienceMismatch(resp.Aud, v.cfg.Audiences))
+	m := v.cfg.claims()
+	if m.audienceIsAud {
+		if len(resp.Aud) > 0 && len(v.cfg.Audiences) > 0 && !slices.ContainsFunc(resp.Aud, func(a string) bool { return slices.Contains(v.cfg.Audiences, a) }) {
+			return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonAudience, "token audience not accepted", audienceMismatch(resp.Aud, v.cfg.Audiences))
+		}
+	} else if _, _, found := m.audienceOf(resp.Claims); found {
+		// As for aud: the server has judged the token, so an answer that
+		// carries none of the audience claims passes; one that carries
+		// one is held to it as a JWT is.
+		if err := m.checkAudience(resp.Claims, v.cfg.Audiences); err != nil {
+			return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonAudience, "token audience not accepted", err)
+		}
 	}
 	if resp.Sub == "" {
 		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonMissingClaim, "token has no subject", nil)
 	}
-	p := principal.Principal{Subject: resp.Sub, Scopes: resp.Scopes(), Claims: resp.Claims}
+	// The answer carries the token's claims (RFC 7662 §2.2), so they are
+	// read as a JWT's are: the same ScopeClaims and RoleClaims.
+	claims := resp.Claims
+	if claims == nil && resp.Scope != "" {
+		// An Introspector of the caller's own may fill Scope and leave
+		// Claims empty; introspection.Client fills both.
+		claims = map[string]any{"scope": resp.Scope}
+	}
+	scopes, roles, err := m.grants(claims)
+	if err != nil {
+		return principal.Principal{}, time.Time{}, err
+	}
+	p := principal.Principal{Subject: resp.Sub, Scopes: scopes, Roles: roles, Claims: resp.Claims}
 	if resp.Raw != nil {
 		// Another Introspector may leave Raw empty: DecodeClaims then
 		// reads Claims.

@@ -193,20 +193,25 @@ type jwtVerifier struct {
 }
 
 func newJWTVerifier(cfg *Config, keys *keySource) *jwtVerifier {
+	// golang-jwt's own claim checks, as its Parser runs them after the
+	// signature: iss, aud, exp (required), nbf, iat, with leeway. aud is
+	// its to check while AudienceClaims is the default, ["aud"]; any other
+	// list is checked by claimMapping.checkAudience after it.
+	opts := []jwt.ParserOption{
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(cfg.ClockSkew),
+		jwt.WithTimeFunc(cfg.Now),
+	}
+	if cfg.claims().audienceIsAud {
+		opts = append(opts, jwt.WithAudience(cfg.Audiences...))
+	}
 	return &jwtVerifier{
-		keys:   keys,
-		secret: cfg.HMACSecret,
-		cfg:    cfg,
-		// golang-jwt's own claim checks, as its Parser runs them after the
-		// signature: iss, aud, exp (required), nbf, iat, with leeway.
-		validator: jwt.NewValidator(
-			jwt.WithIssuer(cfg.Issuer),
-			jwt.WithAudience(cfg.Audiences...),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(cfg.ClockSkew),
-			jwt.WithTimeFunc(cfg.Now),
-		),
+		keys:      keys,
+		secret:    cfg.HMACSecret,
+		cfg:       cfg,
+		validator: jwt.NewValidator(opts...),
 	}
 }
 
@@ -441,15 +446,24 @@ func (v *jwtVerifier) verify(ctx context.Context, token string) (principal.Princ
 	if err := v.validator.Validate(&claims); err != nil {
 		return none, v.claimsError(err, &claims)
 	}
-	return principalOf(&claims)
+	return principalOf(&claims, v.cfg)
 }
 
 // principalOf makes the principal of a token whose signature and
-// registered claims were checked, after the checks that are ours alone.
-func principalOf(claims *strictClaims) (principal.Principal, error) {
+// registered claims were checked, after the checks that are ours alone:
+// the audience when AudienceClaims is not the default, and the claims
+// cfg.ScopeClaims and cfg.RoleClaims name.
+func principalOf(claims *strictClaims, cfg *Config) (principal.Principal, error) {
 	if claims.all == nil {
 		// A payload of JSON null; refused already for want of exp.
 		return principal.Principal{}, newErr(ErrInvalidToken, ReasonBadToken, "token is malformed", nil)
+	}
+	m := cfg.claims()
+	// Where golang-jwt would have checked aud: first among the claims.
+	if !m.audienceIsAud {
+		if err := m.checkAudience(claims.all, cfg.Audiences); err != nil {
+			return principal.Principal{}, newErr(ErrInvalidToken, ReasonAudience, "token audience not accepted", err)
+		}
 	}
 	if isBound(claims.all) {
 		// Checked before the caller caches the principal, so a bound token
@@ -459,9 +473,14 @@ func principalOf(claims *strictClaims) (principal.Principal, error) {
 	if claims.sub == "" {
 		return principal.Principal{}, newErr(ErrInvalidToken, ReasonMissingClaim, "token has no subject", nil)
 	}
+	scopes, roles, err := m.grants(claims.all)
+	if err != nil {
+		return principal.Principal{}, err
+	}
 	p := principal.Principal{
 		Subject: claims.sub,
-		Scopes:  scopesOf(claims.all),
+		Scopes:  scopes,
+		Roles:   roles,
 		Claims:  claims.all,
 	}.WithClaimsJSON(claims.raw)
 	if claims.exp != nil {
@@ -551,33 +570,6 @@ func (v *jwtVerifier) claimsError(err error, claims *strictClaims) *authError {
 	return newErr(ErrInvalidToken, ReasonBadToken, "token is invalid", err)
 }
 
-// scopesOf reads scopes from scope (a space-delimited string, RFC 8693
-// §4.2 and RFC 9068 §2.2.3) and scp (an array, or a string, as some servers
-// send it), without duplicates.
-func scopesOf(claims map[string]any) []string {
-	var out []string
-	add := func(s string) {
-		if s != "" && !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	for _, name := range []string{"scope", "scp"} {
-		switch v := claims[name].(type) {
-		case string:
-			for s := range strings.FieldsSeq(v) {
-				add(s)
-			}
-		case []any:
-			for _, item := range v {
-				if s, ok := item.(string); ok {
-					add(s)
-				}
-			}
-		}
-	}
-	return out
-}
-
 // maxLoggedClaim bounds each claim value quoted in a log line.
 const maxLoggedClaim = 200
 
@@ -587,7 +579,11 @@ func issuerMismatch(got, want string) error {
 }
 
 // audienceMismatch is the cause, for the log, of a refusal for aud.
-func audienceMismatch(got, want []string) error {
+func audienceMismatch(got, want []string) error { return claimMismatch("aud", got, want) }
+
+// claimMismatch is the cause, for the log, of a refusal for the audience
+// claim name.
+func claimMismatch(name string, got, want []string) error {
 	const maxValues = 10
 	q := make([]string, 0, min(len(got), maxValues)+1)
 	for i, a := range got {
@@ -597,7 +593,7 @@ func audienceMismatch(got, want []string) error {
 		}
 		q = append(q, quoteClip(a))
 	}
-	return fmt.Errorf("aud [%s], want one of %q", strings.Join(q, " "), want)
+	return fmt.Errorf("%s [%s], want one of %q", name, strings.Join(q, " "), want)
 }
 
 // quoteClip quotes a claim value for a log line, cut to maxLoggedClaim

@@ -32,15 +32,18 @@ func refVerify(ctx context.Context, v *jwtVerifier, token string) (principal.Pri
 	if strings.Count(token, ".") != 2 {
 		return principal.Principal{}, newErr(ErrInvalidToken, ReasonBadToken, "token is not a signed JWT", nil)
 	}
-	parser := jwt.NewParser(
+	opts := []jwt.ParserOption{
 		jwt.WithIssuer(v.cfg.Issuer),
-		jwt.WithAudience(v.cfg.Audiences...),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(v.cfg.ClockSkew),
 		jwt.WithTimeFunc(v.cfg.Now),
 		jwt.WithStrictDecoding(),
-	)
+	}
+	if v.cfg.claims().audienceIsAud {
+		opts = append(opts, jwt.WithAudience(v.cfg.Audiences...))
+	}
+	parser := jwt.NewParser(opts...)
 	var claims refClaims
 	_, err := parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
 		alg, _ := t.Header["alg"].(string)
@@ -56,7 +59,7 @@ func refVerify(ctx context.Context, v *jwtVerifier, token string) (principal.Pri
 		}
 		return principal.Principal{}, ae
 	}
-	return principalOf(&claims.strictClaims)
+	return principalOf(&claims.strictClaims, v.cfg)
 }
 
 // refClaims decodes claims as strictClaims.UnmarshalJSON did: json.Unmarshal

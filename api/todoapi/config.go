@@ -59,6 +59,18 @@ type Config struct {
 	ReadScopes  []string
 	WriteScopes []string
 
+	// AudienceClaims, ScopeClaims and RoleClaims say where a token's
+	// audience, scopes and roles are (AUDIENCE_CLAIMS, SCOPE_CLAIMS,
+	// ROLE_CLAIMS): claim paths, as middleware.Config reads them. Empty:
+	// the middleware's defaults (aud; scope and scp; no roles).
+	AudienceClaims []string
+	ScopeClaims    []string
+	RoleClaims     []string
+	// AllowedRoles, when set, are the roles of which a caller needs at
+	// least one for every todo route (ALLOWED_ROLES), on top of the
+	// scopes; they are read from RoleClaims, which must then be set.
+	AllowedRoles []string
+
 	// RequireACRForDeleteAll are the acr values, any one of them, a token
 	// needs to delete every todo at once (DELETE /todos without
 	// ?completed=true): REQUIRE_ACR_FOR_DELETE_ALL. MaxAuthAgeForDeleteAll
@@ -187,6 +199,9 @@ func (c *Config) validate() error {
 	}
 	if c.IntrospectionRateLimit < 0 {
 		errs = append(errs, errors.New("INTROSPECTION_RATE_LIMIT: must be 0 (no limit) or more"))
+	}
+	if len(c.AllowedRoles) > 0 && len(c.RoleClaims) == 0 {
+		errs = append(errs, errors.New("ALLOWED_ROLES needs ROLE_CLAIMS: without it no claim is read as a role, and no caller could pass"))
 	}
 	for _, v := range c.RequireACRForDeleteAll {
 		if (middleware.StepUp{ACRValues: []string{v}}).Validate() != nil {

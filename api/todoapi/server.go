@@ -40,6 +40,8 @@ type deps struct {
 	Todos       *todos.Handlers
 	ReadScopes  []string
 	WriteScopes []string
+	// AllowedRoles: every todo route needs one of them, when set.
+	AllowedRoles []string
 	// CORSAllowedOrigins are the origins allowed to call with credentials.
 	// NewServer normalises them as the Authenticator does (see
 	// middleware.NormalizeOrigin) and leaves out any it refuses: Build has
@@ -187,6 +189,9 @@ func requireAuth(d deps, scopes []string) gin.HandlersChain {
 	chain := gin.HandlersChain{privateAnswers, ginauth.Require(d.Auth)}
 	if len(scopes) > 0 {
 		chain = append(chain, ginauth.RequireScopes(d.Auth, scopes...))
+	}
+	if len(d.AllowedRoles) > 0 {
+		chain = append(chain, ginauth.RequireAnyRole(d.Auth, d.AllowedRoles...))
 	}
 	return chain
 }

@@ -35,10 +35,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	logger := cfg.Logger
 	m := newMetrics()
 	authCfg := middleware.Config{
-		Mode:      cfg.AuthMode,
-		Issuer:    cfg.Issuer,
-		Audiences: cfg.Audiences,
-		JWKSURL:   cfg.JWKSURL,
+		Mode:           cfg.AuthMode,
+		Issuer:         cfg.Issuer,
+		Audiences:      cfg.Audiences,
+		AudienceClaims: cfg.AudienceClaims,
+		ScopeClaims:    cfg.ScopeClaims,
+		RoleClaims:     cfg.RoleClaims,
+		JWKSURL:        cfg.JWKSURL,
 		// Start without keys and let /readyz (auth is one of its checks)
 		// keep traffic away until they load: the API may start in the
 		// same moment as its authorization server (a compose file, a
@@ -144,6 +147,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Todos:              handlers,
 		ReadScopes:         cfg.ReadScopes,
 		WriteScopes:        cfg.WriteScopes,
+		AllowedRoles:       cfg.AllowedRoles,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		Ready: []Pinger{
 			PingFunc(func(ctx context.Context) error {

@@ -80,6 +80,38 @@ func RequireAnyScope(a *middleware.Authenticator, scopes ...string) gin.HandlerF
 	}
 }
 
+// RequireRoles, placed after Require, answers 403 (error
+// insufficient_scope, no scope attribute, reason insufficient_role) unless
+// the caller holds every one of roles (Principal.Roles, read from
+// Config.RoleClaims).
+func RequireRoles(a *middleware.Authenticator, roles ...string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if err := a.CheckRoles(c.Request.Context(), roles...); err != nil {
+			a.WriteError(c.Writer, c.Request, err)
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
+}
+
+// RequireAnyRole, placed after Require, answers 403 as RequireRoles does
+// unless the caller holds at least one of roles. It panics when given no
+// role, as middleware.Authenticator.RequireAnyRole does.
+func RequireAnyRole(a *middleware.Authenticator, roles ...string) gin.HandlerFunc {
+	if len(roles) == 0 {
+		panic("ginauth: RequireAnyRole needs at least one role")
+	}
+	return func(c *gin.Context) {
+		if err := a.CheckAnyRole(c.Request.Context(), roles...); err != nil {
+			a.WriteError(c.Writer, c.Request, err)
+			c.Abort()
+			return
+		}
+		c.Next()
+	}
+}
+
 // RequireStepUp, placed after Require, answers 401
 // insufficient_user_authentication with the RFC 9470 challenge unless the
 // user authentication behind the caller's token meets s (see

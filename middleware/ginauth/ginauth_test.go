@@ -156,3 +156,58 @@ func TestGinStepUp(t *testing.T) {
 	}()
 	ginauth.RequireStepUp(a, middleware.StepUp{MaxAge: -time.Second})
 }
+
+// TestGinRoles: RequireRoles and RequireAnyRole answer as the net/http
+// ones do (403, no scope attribute, reason insufficient_role), and a
+// scope of the same name never passes for a role.
+func TestGinRoles(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	is := authtest.NewIssuer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := middleware.New(ctx, middleware.Config{
+		Issuer: is.URL, Audiences: []string{authtest.Audience}, Realm: "todo-api",
+		RoleClaims: []string{"roles"},
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for a.Ready(ctx) != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	r := gin.New()
+	api := r.Group("/", ginauth.Require(a))
+	api.GET("/all", ginauth.RequireRoles(a, "editor", "admin"), func(c *gin.Context) { c.Status(http.StatusNoContent) })
+	api.GET("/any", ginauth.RequireAnyRole(a, "editor", "admin"), func(c *gin.Context) { c.Status(http.StatusNoContent) })
+	editor := is.Token(t, "alice", func(c jwt.MapClaims) { c["roles"] = []string{"editor"}; c["scope"] = "admin" })
+	for _, tc := range []struct {
+		path   string
+		status int
+	}{
+		{"/all", 403}, // the scope admin is no role
+		{"/any", 204},
+	} {
+		req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+		req.Header.Set("Authorization", "Bearer "+editor)
+		w := httptest.NewRecorder()
+		r.ServeHTTP(w, req)
+		if w.Code != tc.status {
+			t.Fatalf("%s: %d, want %d", tc.path, w.Code, tc.status)
+		}
+		if tc.status == 403 {
+			if got := w.Header().Get("WWW-Authenticate"); got != `Bearer realm="todo-api", error="insufficient_scope", error_description="token lacks a required role"` {
+				t.Errorf("challenge %s", got)
+			}
+			if !strings.Contains(w.Body.String(), `"reason":"insufficient_role"`) {
+				t.Errorf("body %s", w.Body)
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("RequireAnyRole with no role did not panic")
+		}
+	}()
+	ginauth.RequireAnyRole(a)
+}

@@ -30,8 +30,8 @@ const (
 // Principal is the verified caller: what the authorization server said about
 // the access token the request carried.
 //
-// The middleware keeps verified principals in a cache, so Claims, Scopes and
-// the raw claims behind DecodeClaims are shared by every request that
+// The middleware keeps verified principals in a cache, so Claims, Scopes,
+// Roles and the raw claims behind DecodeClaims are shared by every request that
 // carries the same token: treat them as read-only. They are not copied per
 // request, to keep a cache hit cheap; DecodeClaims gives a private copy to
 // change at will.
@@ -43,9 +43,17 @@ type Principal struct {
 	// Subject is the token's sub claim; never empty in a Principal that
 	// From reports.
 	Subject string
-	// Scopes are the token's scopes, from the scope claim (a space-delimited
-	// string) and the scp claim (an array or a string).
+	// Scopes are the token's scopes: what the client may do on the user's
+	// behalf. By default the middleware reads the scope claim (a
+	// space-delimited string) and the scp claim (an array or a string);
+	// its Config.ScopeClaims names others.
 	Scopes []string
+	// Roles are what the user is (or the groups and permissions the
+	// server lists for them), read from the claims the middleware's
+	// Config.RoleClaims names (realm_access.roles, groups, permissions…);
+	// none by default. Kept apart from Scopes, so that a role never passes
+	// a scope check.
+	Roles []string
 	// Claims holds every claim of the token, or every member of the
 	// introspection answer, as decoded JSON (numbers are float64; use
 	// DecodeClaims for exact ones). Shared: do not modify it.
@@ -86,6 +94,27 @@ func (p Principal) HasScopes(scopes ...string) bool {
 // scopes; false when scopes is empty.
 func (p Principal) HasAnyScope(scopes ...string) bool {
 	return slices.ContainsFunc(scopes, p.HasScope)
+}
+
+// HasRole reports whether the caller holds role.
+func (p Principal) HasRole(role string) bool {
+	return slices.Contains(p.Roles, role)
+}
+
+// HasRoles reports whether the caller holds every one of roles.
+func (p Principal) HasRoles(roles ...string) bool {
+	for _, r := range roles {
+		if !p.HasRole(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// HasAnyRole reports whether the caller holds at least one of roles; false
+// when roles is empty.
+func (p Principal) HasAnyRole(roles ...string) bool {
+	return slices.ContainsFunc(roles, p.HasRole)
 }
 
 // WithToken returns a copy of p that carries the raw access token, for
