@@ -353,3 +353,32 @@ func ExampleAuthenticator_ResourceMetadataHandler() {
 	// }
 	// 401 Bearer realm="example", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource/notes"
 }
+
+// Keycloak puts the user's roles in realm_access.roles: RoleClaims reads
+// them into Principal.Roles, and RequireAnyRole lets a route through for
+// any one of them. Roles never satisfy a scope check, nor scopes a role
+// check; a missing role is 403 insufficient_scope without a scope to ask
+// for.
+func ExampleAuthenticator_RequireAnyRole() {
+	is, auth := newExampleAuth(func(c *middleware.Config) {
+		c.RoleClaims = []string{"realm_access.roles"}
+	})
+	defer is.Server.Close()
+
+	mux := http.NewServeMux()
+	mux.Handle("GET /reports", auth.Require(auth.RequireAnyRole("auditor", "admin")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := principal.From(r.Context())
+		fmt.Fprintf(w, "reports for %s, roles %v", p.Subject, p.Roles)
+	}))))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	withRoles := func(roles ...any) authtest.Option {
+		return authtest.WithClaims(func(c map[string]any) { c["realm_access"] = map[string]any{"roles": roles} })
+	}
+	get(srv, "/reports", is.Mint(logTB{}, "alice", withRoles("auditor")))
+	get(srv, "/reports", is.Mint(logTB{}, "bob", withRoles("user")))
+	// Output:
+	// 200 reports for alice, roles [auditor]
+	// 403 Bearer realm="example", error="insufficient_scope", error_description="token lacks every accepted role"
+}
