@@ -198,3 +198,96 @@ func TestReviewSSEStreamEndsWithTheToken(t *testing.T) {
 	case <-time.After(time.Second):
 	}
 }
+
+// TestReviewToolsNeverSeeTheToken: Tollgate never prints a token (a
+// Principal hides it from fmt, slog and JSON), but the SDK hands every
+// tool the request's headers in req.Extra.Header; a tool that logs its
+// request, as tools do, wrote the bearer token into the log.
+func TestReviewToolsNeverSeeTheToken(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	srv := httptest.NewUnstartedServer(nil)
+	endpoint := "http://" + srv.Listener.Addr().String() + "/mcp"
+	a := newAuth(t, is, authtest.Audience, endpoint, 0)
+	var logged strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &logged}, nil))
+	s := mcp.NewServer(&mcp.Implementation{Name: "t", Version: "1"}, nil)
+	mcp.AddTool(s, &mcp.Tool{Name: "echo"}, func(ctx context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, struct{}, error) {
+		logger.InfoContext(ctx, "tool called", "tool", req.Params.Name, "extra", req.Extra)
+		return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "ok"}}}, struct{}{}, nil
+	})
+	srv.Config.Handler = mcpauth.Handler(a, mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return s }, nil))
+	srv.Start()
+	defer srv.Close()
+
+	token := is.Token(t, "alice", nil)
+	cs, err := connect(t.Context(), endpoint, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	if _, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logged.String(), "tool called") {
+		t.Fatalf("nothing logged: %s", logged.String())
+	}
+	if strings.Contains(logged.String(), token[len(token)-20:]) {
+		t.Fatalf("the tool's log holds the bearer token: %s", logged.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// TestReviewEveryMethodNeedsAToken (held up on main): the SDK's GET (SSE
+// stream) and DELETE (end a session) go through Require as POST does: no
+// token is 401 with resource_metadata, another user's token on a session
+// is 403, and the session survives both.
+func TestReviewEveryMethodNeedsAToken(t *testing.T) {
+	is := authtest.NewIssuer(t, authtest.WithScopes("mcp:tools"))
+	endpoint, a := startMCP(t, is, "mcp:tools")
+	cs, err := connect(t.Context(), endpoint, is.Token(t, "alice", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	for _, method := range []string{http.MethodGet, http.MethodDelete} {
+		for _, tc := range []struct {
+			token  string
+			status int
+		}{{"", 401}, {is.Token(t, "bob", nil), 403}, {"x.y.z", 401}} {
+			req, _ := http.NewRequestWithContext(t.Context(), method, endpoint, nil)
+			req.Header.Set("Accept", "text/event-stream")
+			req.Header.Set("Mcp-Session-Id", cs.ID())
+			req.Header.Set("Mcp-Protocol-Version", "2025-06-18")
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Errorf("%s token %.8q: %d, want %d", method, tc.token, resp.StatusCode, tc.status)
+			}
+			if tc.status == 401 && !strings.Contains(resp.Header.Get("WWW-Authenticate"), a.ResourceMetadataURL()) {
+				t.Errorf("%s: challenge %q", method, resp.Header.Get("WWW-Authenticate"))
+			}
+		}
+	}
+	if _, err := cs.ListTools(t.Context(), nil); err != nil {
+		t.Fatalf("alice's session after the refusals: %v", err)
+	}
+}
