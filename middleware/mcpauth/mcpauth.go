@@ -169,7 +169,10 @@ func sdkError(err error) error {
 // auth.TokenInfoFromContext(ctx). A GET request (the SDK's standalone
 // server-to-client event stream, which lasts as long as the client keeps
 // it open) ends when its token expires (exp plus a's ClockSkew); the
-// client opens it again with a fresh token.
+// client opens it again with a fresh token. The Authorization header is
+// removed from the request behind Require, so that req.Extra.Header, which
+// a handler may log, does not carry the token (Principal.RawToken gives it
+// to a handler that forwards it).
 func Require(a *middleware.Authenticator, scopes ...string) func(http.Handler) http.Handler {
 	sdk := auth.RequireBearerToken(Verifier(a), &auth.RequireBearerTokenOptions{
 		ResourceMetadataURL: a.ResourceMetadataURL(),
@@ -187,6 +190,12 @@ func Require(a *middleware.Authenticator, scopes ...string) func(http.Handler) h
 		inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := principal.With(r.Context(), principal.Principal{})
 			ctx = context.WithValue(ctx, verifiedKey{}, (*verified)(nil))
+			// The SDK hands every handler the request's headers
+			// (req.Extra.Header), where a handler that logs its request
+			// would print the token; it needs it no more, and a handler
+			// that forwards it has Principal.RawToken.
+			h := r.Header.Clone()
+			h.Del("Authorization")
 			if r.Method == http.MethodGet {
 				if ti := auth.TokenInfoFromContext(r.Context()); ti != nil && !ti.Expiration.IsZero() {
 					var cancel context.CancelFunc
@@ -194,7 +203,9 @@ func Require(a *middleware.Authenticator, scopes ...string) func(http.Handler) h
 					defer cancel()
 				}
 			}
-			next.ServeHTTP(w, r.WithContext(ctx))
+			r = r.WithContext(ctx)
+			r.Header = h
+			next.ServeHTTP(w, r)
 		})
 		// In front of it: record what a verified, for Verifier.
 		checked := sdk(inner)
