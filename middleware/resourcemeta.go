@@ -43,7 +43,8 @@ const maxResourceLen = 2048
 // tokens, which it refuses.
 type ResourceMetadata struct {
 	// Resource is the resource identifier (RFC 9728 §1.2, RFC 8707): an
-	// absolute https URL with no fragment, which clients request tokens
+	// absolute https URL with a host name (and a port from 1 to 65535, if
+	// any) and no fragment, which clients request tokens
 	// for, typically the API's base URL ("https://api.example.com") or an
 	// MCP server's endpoint ("https://mcp.example.com/mcp"). Plain http is
 	// accepted for loopback hosts only (localhost, 127.0.0.0/8, [::1]),
@@ -173,8 +174,8 @@ func splitResource(resource string) (scheme, authority, path, query string, err 
 	default:
 		return "", "", "", "", fmt.Errorf("%q is not an absolute https URL (written in lower case)", resource)
 	}
-	if u.Host == "" || u.User != nil {
-		return "", "", "", "", fmt.Errorf("%q needs a host and no user information", resource)
+	if u.User != nil || !hostAndPort(u) {
+		return "", "", "", "", fmt.Errorf("%q needs a host, a port from 1 to 65535 if any, and no user information", resource)
 	}
 	rest := resource[len(scheme)+len("://"):]
 	end := strings.IndexAny(rest, "/?")
@@ -219,6 +220,25 @@ func isResourcePath(p string) bool {
 	return true
 }
 
+// hostAndPort reports whether u has a host name and, if it has a port, one
+// a client can dial: url.Parse takes "https://:443" (no host) and
+// "https://h:" or "https://h:0" (no port) as they are.
+func hostAndPort(u *url.URL) bool {
+	if u.Hostname() == "" {
+		return false
+	}
+	rest := u.Host
+	if i := strings.LastIndexByte(rest, ']'); i >= 0 {
+		rest = rest[i+1:] // after an IPv6 literal
+	}
+	_, port, hasPort := strings.Cut(rest, ":")
+	if !hasPort {
+		return true
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && port[0] != '+' && 1 <= n && n <= 65535
+}
+
 // isLoopbackHost reports whether h (without port or brackets) names this
 // machine: localhost or a loopback address.
 func isLoopbackHost(h string) bool {
@@ -234,7 +254,7 @@ func isLoopbackHost(h string) bool {
 // §2).
 func checkServerURL(raw string) error {
 	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.ForceQuery || strings.Contains(raw, "#") {
+	if err != nil || !hostAndPort(u) || u.User != nil || u.RawQuery != "" || u.ForceQuery || strings.Contains(raw, "#") {
 		return fmt.Errorf("%q is not an issuer identifier (an https URL with a host and no query or fragment)", raw)
 	}
 	if u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname())) {
@@ -362,7 +382,8 @@ func (a *Authenticator) ResourceMetadataPath() string {
 // 405 with Allow. The document is the same for everyone and public, so the
 // answer allows any origin to read it (a browser-based client discovers
 // the resource too), may be kept by shared caches for
-// ResourceMetadataMaxAge, and has an ETag for cheap revalidation.
+// ResourceMetadataMaxAge, and has an ETag for cheap revalidation; it is
+// always sent whole (Range is ignored).
 func (a *Authenticator) ResourceMetadataHandler() http.Handler {
 	return http.HandlerFunc(a.serveResourceMetadata)
 }
@@ -390,6 +411,13 @@ func (a *Authenticator) serveResourceMetadata(w http.ResponseWriter, r *http.Req
 		h.Set("Access-Control-Allow-Origin", "*")
 	}
 	h.Set("ETag", m.etag)
+	if r.Header.Get("Range") != "" {
+		// The document is sent whole (RFC 9110 §14.2 lets a server ignore
+		// Range): no 206 of a few bytes of JSON, no multipart answer that
+		// a client must reassemble and a request could multiply.
+		r = r.Clone(r.Context())
+		r.Header.Del("Range")
+	}
 	// ServeContent answers HEAD without a body and If-None-Match with 304.
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(m.body))
 }

@@ -20,6 +20,10 @@
 //
 //	p, ok := mcpauth.From(req.Extra)
 //
+// Not with principal.From(ctx): the SDK runs a session's handlers in a
+// context made from the session's first request, whose caller may have had
+// other scopes and an expired token by now, so Require leaves it empty.
+//
 // The Authenticator should read tokens from the Authorization header only
 // (no Config.CookieNames): the SDK's middleware reads nothing else.
 //
@@ -82,9 +86,12 @@ func From(extra *mcp.RequestExtra) (principal.Principal, bool) {
 	return PrincipalOf(extra.TokenInfo)
 }
 
-// Verifier adapts a to the SDK's auth.TokenVerifier. Behind Require it
-// only maps the caller that Require has verified; alone, given to
-// auth.RequireBearerToken, it verifies the token with a.Authenticate.
+// Verifier adapts a to the SDK's auth.TokenVerifier. Behind Require(a) it
+// only maps the caller that a has verified for this request; otherwise,
+// given to auth.RequireBearerToken, it verifies the token with
+// a.Authenticate, even when another middleware (say, another
+// Authenticator's Require, for another audience) has put a Principal in
+// the context already: only a's own verdict stands for a.
 //
 // Alone, refusals are the SDK's: it answers 401 for an error wrapping
 // auth.ErrInvalidToken (a missing, bad or insufficient token, and a
@@ -95,8 +102,9 @@ func From(extra *mcp.RequestExtra) (principal.Principal, bool) {
 // Prefer Require.
 func Verifier(a *middleware.Authenticator) auth.TokenVerifier {
 	return func(ctx context.Context, token string, r *http.Request) (*auth.TokenInfo, error) {
-		if p, ok := principal.From(ctx); ok && subtle.ConstantTimeCompare([]byte(p.RawToken()), []byte(token)) == 1 {
-			return TokenInfo(p), nil
+		if v, ok := ctx.Value(verifiedKey{}).(*verified); ok && v != nil && v.a == a &&
+			subtle.ConstantTimeCompare([]byte(v.p.RawToken()), []byte(token)) == 1 {
+			return TokenInfo(v.p), nil
 		}
 		p, err := a.Authenticate(r)
 		if err != nil {
@@ -104,6 +112,17 @@ func Verifier(a *middleware.Authenticator) auth.TokenVerifier {
 		}
 		return TokenInfo(p), nil
 	}
+}
+
+// verifiedKey is the context key under which Require records the caller
+// its Authenticator verified, for Verifier of that Authenticator only. A
+// Principal found with principal.From may come from any Authenticator.
+type verifiedKey struct{}
+
+// verified is a caller verified by a.
+type verified struct {
+	a *middleware.Authenticator
+	p principal.Principal
 }
 
 // verifyError is a refusal for the SDK: its fixed text is what the SDK
@@ -140,6 +159,20 @@ func sdkError(err error) error {
 //
 // The SDK's own checks come after a's, with a's ClockSkew and no demand
 // for an exp that a does not make, so they refuse nothing that a accepted.
+//
+// The handler behind Require does not find the caller with principal.From:
+// the SDK runs a session's tool, prompt and resource handlers in a context
+// made from the session's first request, so principal.From there would
+// answer with the token of that request (its scopes, long after it
+// expired) rather than the current one. Handlers use From(req.Extra),
+// which is the current request's; for the same reason they must not use
+// auth.TokenInfoFromContext(ctx). A GET request (the SDK's standalone
+// server-to-client event stream, which lasts as long as the client keeps
+// it open) ends when its token expires (exp plus a's ClockSkew); the
+// client opens it again with a fresh token. The Authorization header is
+// removed from the request behind Require, so that req.Extra.Header, which
+// a handler may log, does not carry the token (Principal.RawToken gives it
+// to a handler that forwards it).
 func Require(a *middleware.Authenticator, scopes ...string) func(http.Handler) http.Handler {
 	sdk := auth.RequireBearerToken(Verifier(a), &auth.RequireBearerTokenOptions{
 		ResourceMetadataURL: a.ResourceMetadataURL(),
@@ -149,8 +182,37 @@ func Require(a *middleware.Authenticator, scopes ...string) func(http.Handler) h
 		ClockSkew:              a.ClockSkew(),
 	})
 	scopes = slices.Clone(scopes)
+	skew := a.ClockSkew()
 	return func(next http.Handler) http.Handler {
-		h := sdk(next)
+		// Behind the SDK's check: the caller is in the SDK's TokenInfo
+		// (req.Extra), and no longer where a session's later requests
+		// would read a stale one.
+		inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := principal.With(r.Context(), principal.Principal{})
+			ctx = context.WithValue(ctx, verifiedKey{}, (*verified)(nil))
+			// The SDK hands every handler the request's headers
+			// (req.Extra.Header), where a handler that logs its request
+			// would print the token; it needs it no more, and a handler
+			// that forwards it has Principal.RawToken.
+			h := r.Header.Clone()
+			h.Del("Authorization")
+			if r.Method == http.MethodGet {
+				if ti := auth.TokenInfoFromContext(r.Context()); ti != nil && !ti.Expiration.IsZero() {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithDeadline(ctx, ti.Expiration.Add(skew))
+					defer cancel()
+				}
+			}
+			r = r.WithContext(ctx)
+			r.Header = h
+			next.ServeHTTP(w, r)
+		})
+		// In front of it: record what a verified, for Verifier.
+		checked := sdk(inner)
+		var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, _ := principal.From(r.Context())
+			checked.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), verifiedKey{}, &verified{a: a, p: p})))
+		})
 		if len(scopes) > 0 {
 			h = a.RequireScopes(scopes...)(h)
 		}
