@@ -378,8 +378,9 @@ func (a *Authenticator) ResourceMetadataPath() string {
 // Mount it at ResourceMetadataPath, or in front of the other routes: it
 // reads the path, not the host, since a proxy may change the latter.
 //
-// GET and HEAD get 200 with Content-Type application/json; other methods
-// 405 with Allow. The document is the same for everyone and public, so the
+// GET and HEAD get 200 with Content-Type application/json, a CORS
+// preflight (OPTIONS with Access-Control-Request-Method) 204; other
+// methods 405 with Allow. The document is the same for everyone and public, so the
 // answer allows any origin to read it (a browser-based client discovers
 // the resource too), may be kept by shared caches for
 // ResourceMetadataMaxAge, and has an ETag for cheap revalidation; it is
@@ -394,6 +395,20 @@ func (a *Authenticator) serveResourceMetadata(w http.ResponseWriter, r *http.Req
 	if m == nil || r.URL.Path != m.path || r.URL.RawQuery != m.query {
 		h.Set("Cache-Control", "no-store")
 		writeProblem(w, http.StatusNotFound, "no such resource", "")
+		return
+	}
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		// A CORS preflight: a browser-based client (an MCP client sends
+		// MCP-Protocol-Version) asks before its GET. Any origin, any
+		// header, never credentials: the document is public.
+		if h.Get("Access-Control-Allow-Origin") == "" {
+			h.Set("Access-Control-Allow-Origin", "*")
+			h.Set("Access-Control-Allow-Methods", "GET, HEAD")
+			h.Set("Access-Control-Allow-Headers", "*")
+			h.Set("Access-Control-Max-Age", strconv.Itoa(int(ResourceMetadataMaxAge/time.Second)))
+		}
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

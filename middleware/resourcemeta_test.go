@@ -154,6 +154,8 @@ func TestResourceMetadataHandler(t *testing.T) {
 		{"root PUT", root, "PUT", wk, 405, nil},
 		{"root DELETE", root, "DELETE", wk, 405, nil},
 		{"root OPTIONS", root, "OPTIONS", wk, 405, nil},
+		{"root preflight", root, "OPTIONS+preflight", wk, 204, nil},
+		{"path preflight elsewhere", withPath, "OPTIONS+preflight", wk, 404, nil},
 		{"root suffixed path", root, "GET", wk + "/api", 404, nil},
 		{"root trailing slash", root, "GET", wk + "/", 404, nil},
 		{"root with a query", root, "GET", wk + "?x=1", 404, nil},
@@ -172,7 +174,13 @@ func TestResourceMetadataHandler(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			w := httptest.NewRecorder()
-			tt.a.ResourceMetadataHandler().ServeHTTP(w, httptest.NewRequest(tt.method, tt.target, nil))
+			req := httptest.NewRequest(strings.TrimSuffix(tt.method, "+preflight"), tt.target, nil)
+			if strings.HasSuffix(tt.method, "+preflight") {
+				req.Header.Set("Origin", "https://client.example")
+				req.Header.Set("Access-Control-Request-Method", "GET")
+				req.Header.Set("Access-Control-Request-Headers", "mcp-protocol-version")
+			}
+			tt.a.ResourceMetadataHandler().ServeHTTP(w, req)
 			if w.Code != tt.status {
 				t.Fatalf("status %d, want %d: %s", w.Code, tt.status, w.Body)
 			}
@@ -186,6 +194,12 @@ func TestResourceMetadataHandler(t *testing.T) {
 				return
 			case 404:
 				problem(t, w)
+				return
+			case 204:
+				if h.Get("Access-Control-Allow-Origin") != "*" || h.Get("Access-Control-Allow-Methods") != "GET, HEAD" ||
+					h.Get("Access-Control-Allow-Headers") != "*" || h.Get("Access-Control-Allow-Credentials") != "" {
+					t.Errorf("preflight headers %v", h)
+				}
 				return
 			}
 			if ct := h.Get("Content-Type"); ct != "application/json" {

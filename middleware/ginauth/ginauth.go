@@ -133,7 +133,8 @@ func RequireStepUp(a *middleware.Authenticator, s middleware.StepUp) gin.Handler
 }
 
 // ServeResourceMetadata registers the Authenticator's RFC 9728
-// protected-resource metadata document on r for GET and HEAD, at
+// protected-resource metadata document on r for GET and HEAD (and answers
+// a browser's CORS preflight), at
 // a.ResourceMetadataPath() (see middleware.Authenticator.
 // ResourceMetadataHandler), outside any authentication: the document is
 // public, and the clients that read it have no token yet. It registers
@@ -149,6 +150,7 @@ func ServeResourceMetadata(r gin.IRoutes, a *middleware.Authenticator) {
 	h := ResourceMetadata(a)
 	r.GET(path, h)
 	r.HEAD(path, h)
+	r.OPTIONS(path, h) // a browser's CORS preflight
 }
 
 // ResourceMetadata is the Authenticator's metadata handler as a Gin

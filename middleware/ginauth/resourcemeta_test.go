@@ -18,7 +18,7 @@ import (
 )
 
 // TestServeResourceMetadata: a Gin router serves the RFC 9728 document for
-// GET and HEAD at the path derived from the resource identifier, outside
+// GET and HEAD (and a CORS preflight) at the path derived from the resource identifier, outside
 // authentication, and Gin's refusals carry resource_metadata; with no
 // ResourceMetadata nothing is registered.
 func TestServeResourceMetadata(t *testing.T) {
@@ -54,7 +54,15 @@ func TestServeResourceMetadata(t *testing.T) {
 			}
 		}
 	}
+	pre := httptest.NewRequest("OPTIONS", wk, nil)
+	pre.Header.Set("Origin", "https://client.example")
+	pre.Header.Set("Access-Control-Request-Method", "GET")
 	w := httptest.NewRecorder()
+	r.ServeHTTP(w, pre)
+	if w.Code != http.StatusNoContent || w.Header().Get("Access-Control-Allow-Origin") != "*" {
+		t.Errorf("CORS preflight: %d %v", w.Code, w.Header())
+	}
+	w = httptest.NewRecorder()
 	r.ServeHTTP(w, httptest.NewRequest("GET", "/mcp", nil))
 	if ch := w.Header().Get("WWW-Authenticate"); w.Code != 401 || !strings.Contains(ch, `resource_metadata="`+a.ResourceMetadataURL()+`"`) {
 		t.Errorf("401 without token: %d %q", w.Code, ch)
