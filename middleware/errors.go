@@ -41,6 +41,9 @@ const (
 	ReasonNotYetValid    = "not_yet_valid"
 	ReasonIssuedInFuture = "issued_in_future"
 	ReasonIssuer         = "bad_issuer"
+	// ReasonUnknownIssuer: the token's iss names no issuer the
+	// Authenticator trusts; it was refused before its signature.
+	ReasonUnknownIssuer  = "unknown_issuer"
 	ReasonAudience       = "bad_audience"
 	ReasonMissingClaim   = "missing_claim"
 	ReasonInactive       = "inactive"
