@@ -13,7 +13,7 @@ import (
 const EntraJWKSURL = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
 
 // The iss forms of Entra ID access tokens: v2.0 tokens (an application
-// whose manifest has accessTokenAcceptedVersion 2) and v1.0 tokens.
+// whose manifest has requestedAccessTokenVersion 2) and v1.0 tokens.
 const (
 	entraV2Prefix = "https://login.microsoftonline.com/"
 	entraV2Suffix = "/v2.0"
