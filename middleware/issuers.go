@@ -139,12 +139,12 @@ func (c *Config) validateIssuers() []error {
 	if len(c.HMACSecret) > 0 {
 		errs = append(errs, errors.New("middleware: with Issuers or IssuerResolver, HMACSecret belongs to the entry (IssuerConfig) of the issuer that uses it"))
 	}
-	if c.IssuerResolver != nil && len(c.Audiences) == 0 {
-		errs = append(errs, errors.New("middleware: Audiences is required with IssuerResolver: it is the default of the resolver's answers"))
-	}
 	if len(c.Issuers) == 0 && c.Issuer != "" {
-		// The single fields and a resolver: they are the one static entry.
+		// The single fields and a resolver: they are the one static entry,
+		// and their Audiences and Algorithms the defaults of the answers.
 		errs = append(errs, c.issuerProblems("")...)
+	} else if c.IssuerResolver != nil {
+		errs = append(errs, c.forIssuer(IssuerConfig{}).issuerProblems("with IssuerResolver (Audiences and Algorithms are the defaults of its answers): ")...)
 	}
 	seen := map[string]bool{}
 	for i, e := range c.Issuers {
