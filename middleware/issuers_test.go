@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -328,5 +331,28 @@ func TestIssuersConfig(t *testing.T) {
 				t.Fatalf("got %v, want an error with %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestIssuersInResourceMetadata: the RFC 9728 document names every
+// configured issuer as an authorization server unless told otherwise.
+func TestIssuersInResourceMetadata(t *testing.T) {
+	a := authtest.NewIssuer(t)
+	b := authtest.NewIssuer(t)
+	auth := mustAuthenticator(t, a, func(c *middleware.Config) {
+		c.Issuer = ""
+		c.Issuers = []middleware.IssuerConfig{{Issuer: a.URL}, {Issuer: b.URL}}
+		c.ResourceMetadata = &middleware.ResourceMetadata{Resource: "https://api.example.com"}
+	})
+	w := httptest.NewRecorder()
+	auth.ResourceMetadataHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, auth.ResourceMetadataPath(), nil))
+	var doc struct {
+		AuthorizationServers []string `json:"authorization_servers"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{a.URL, b.URL}; !slices.Equal(doc.AuthorizationServers, want) {
+		t.Fatalf("authorization_servers %q, want %q", doc.AuthorizationServers, want)
 	}
 }
