@@ -43,11 +43,11 @@ const (
 	ReasonIssuer         = "bad_issuer"
 	// ReasonUnknownIssuer: the token's iss names no issuer the
 	// Authenticator trusts; it was refused before its signature.
-	ReasonUnknownIssuer  = "unknown_issuer"
-	ReasonAudience       = "bad_audience"
-	ReasonMissingClaim   = "missing_claim"
-	ReasonInactive       = "inactive"
-	ReasonScope          = "insufficient_scope"
+	ReasonUnknownIssuer = "unknown_issuer"
+	ReasonAudience      = "bad_audience"
+	ReasonMissingClaim  = "missing_claim"
+	ReasonInactive      = "inactive"
+	ReasonScope         = "insufficient_scope"
 	// ReasonRole: the caller lacks a role the route requires.
 	ReasonRole           = "insufficient_role"
 	ReasonUnavailable    = "unavailable"
