@@ -91,7 +91,8 @@ type Config struct {
 	Issuer string
 	// Audiences are the accepted aud values; a JWT must name at least one.
 	// Required for JWTs (ModeJWT, ModeHybrid); with introspection, checked
-	// when both the answer and this list have audiences.
+	// when both the answer and this list have audiences. With Issuers or
+	// IssuerResolver, the default of the issuers that name none.
 	Audiences []string
 	// AudienceClaims are the claims that say whom a token is for, in order
 	// of preference; default ["aud"]. The first of them the token carries
@@ -121,6 +122,20 @@ type Config struct {
 	// one, RequireRoles the other, and a claim may be in only one list, so
 	// that a role never passes for a scope.
 	RoleClaims []string
+
+	// Issuers are the trusted issuers when there are several (ModeJWT
+	// only), each with its own audiences, keys and algorithms: a token is
+	// checked with the keys and rules of the issuer its iss names, and
+	// refused, without any network request, when that is none of them.
+	// Set either Issuer (with JWKSURL, Metadata, HMACSecret) or Issuers;
+	// Audiences and Algorithms are the defaults of the entries that leave
+	// theirs empty. See IssuerConfig.
+	Issuers []IssuerConfig
+	// IssuerResolver decides about the issuers that Issuer or Issuers do
+	// not name, for sets too large or changeable to list (ModeJWT only),
+	// e.g. the tenants of a Microsoft Entra ID multi-tenant application
+	// (Entra). Requires Audiences. See IssuerResolver for its bounds.
+	IssuerResolver IssuerResolver
 
 	// JWKSURL is where the issuer publishes its keys. Empty: read jwks_uri
 	// from the issuer's metadata (OpenID Connect Discovery, then RFC 8414).
@@ -316,9 +331,6 @@ func (c *Config) setDefaults() {
 // validate reports every problem of a defaulted Config at once.
 func (c *Config) validate() error {
 	var errs []error
-	if c.Issuer == "" {
-		errs = append(errs, errors.New("middleware: Issuer is required"))
-	}
 	switch c.Mode {
 	case "":
 		c.Mode = ModeJWT
@@ -326,8 +338,13 @@ func (c *Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("middleware: unknown Mode %q", c.Mode))
 	}
-	if (c.Mode != ModeIntrospection && len(c.Audiences) == 0) || slices.Contains(c.Audiences, "") {
-		errs = append(errs, errors.New("middleware: Audiences is required for JWTs and may not contain an empty value"))
+	if len(c.Issuers) > 0 || c.IssuerResolver != nil {
+		errs = append(errs, c.validateIssuers()...)
+	} else {
+		if c.Issuer == "" {
+			errs = append(errs, errors.New("middleware: Issuer is required"))
+		}
+		errs = append(errs, c.issuerProblems("")...)
 	}
 	m, err := newClaimMapping(c)
 	if err != nil {
@@ -340,22 +357,6 @@ func (c *Config) validate() error {
 	if c.Mode != ModeJWT && c.Introspector == nil {
 		errs = append(errs, fmt.Errorf("middleware: Mode %s needs an Introspector", c.Mode))
 	}
-	if len(c.HMACSecret) > 0 {
-		if len(c.HMACSecret) < 32 {
-			errs = append(errs, errors.New("middleware: HMACSecret must be at least 32 bytes (RFC 7518 §3.2)"))
-		}
-	} else {
-		for _, alg := range c.Algorithms {
-			switch {
-			case strings.EqualFold(alg, "none"):
-				errs = append(errs, errors.New(`middleware: alg "none" is never accepted`))
-			case strings.HasPrefix(alg, "HS"):
-				errs = append(errs, fmt.Errorf("middleware: algorithm %q needs HMACSecret, and then is the only one accepted", alg))
-			case !slices.Contains(asymmetricAlgorithms, alg):
-				errs = append(errs, fmt.Errorf("middleware: unknown algorithm %q (known: %s)", alg, strings.Join(asymmetricAlgorithms, ", ")))
-			}
-		}
-	}
 	for _, f := range []struct {
 		name string
 		neg  bool
@@ -367,14 +368,6 @@ func (c *Config) validate() error {
 	} {
 		if f.neg {
 			errs = append(errs, fmt.Errorf("middleware: %s may not be negative (0 means the default)", f.name))
-		}
-	}
-	if c.Metadata != nil && c.Metadata.Issuer != c.Issuer {
-		errs = append(errs, fmt.Errorf("middleware: Metadata names issuer %q, want exactly %q", c.Metadata.Issuer, c.Issuer))
-	}
-	if c.JWKSURL != "" {
-		if err := checkHTTPURL(c.JWKSURL); err != nil {
-			errs = append(errs, fmt.Errorf("middleware: JWKSURL: %w", err))
 		}
 	}
 	origins := make([]string, 0, len(c.AllowedOrigins))
@@ -395,6 +388,41 @@ func (c *Config) validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// issuerProblems reports the problems of the settings of one issuer: the
+// single-issuer fields, or an entry of Issuers through forIssuer. prefix
+// names the entry in each error.
+func (c *Config) issuerProblems(prefix string) []error {
+	var errs []error
+	if (c.Mode != ModeIntrospection && len(c.Audiences) == 0) || slices.Contains(c.Audiences, "") {
+		errs = append(errs, fmt.Errorf("middleware: %sAudiences is required for JWTs and may not contain an empty value", prefix))
+	}
+	if len(c.HMACSecret) > 0 {
+		if len(c.HMACSecret) < 32 {
+			errs = append(errs, fmt.Errorf("middleware: %sHMACSecret must be at least 32 bytes (RFC 7518 §3.2)", prefix))
+		}
+	} else {
+		for _, alg := range c.Algorithms {
+			switch {
+			case strings.EqualFold(alg, "none"):
+				errs = append(errs, fmt.Errorf(`middleware: %salg "none" is never accepted`, prefix))
+			case strings.HasPrefix(alg, "HS"):
+				errs = append(errs, fmt.Errorf("middleware: %salgorithm %q needs HMACSecret, and then is the only one accepted", prefix, alg))
+			case !slices.Contains(asymmetricAlgorithms, alg):
+				errs = append(errs, fmt.Errorf("middleware: %sunknown algorithm %q (known: %s)", prefix, alg, strings.Join(asymmetricAlgorithms, ", ")))
+			}
+		}
+	}
+	if c.Metadata != nil && c.Metadata.Issuer != c.Issuer {
+		errs = append(errs, fmt.Errorf("middleware: %sMetadata names issuer %q, want exactly %q", prefix, c.Metadata.Issuer, c.Issuer))
+	}
+	if c.JWKSURL != "" {
+		if err := checkHTTPURL(c.JWKSURL); err != nil {
+			errs = append(errs, fmt.Errorf("middleware: %sJWKSURL: %w", prefix, err))
+		}
+	}
+	return errs
 }
 
 func checkHTTPURL(raw string) error {

@@ -13,6 +13,13 @@
 // the shapes of Auth0, Entra ID, Okta, Cognito, Keycloak, FusionAuth, Hydra,
 // Zitadel and Dex tokens fit; the README has a guide per server.
 //
+// Several issuers may be trusted at once (Config.Issuers, and
+// Config.IssuerResolver for dynamic sets such as the tenants of an Entra ID
+// multi-tenant application, see Entra): each token is verified with the
+// keys, audiences and algorithms of the issuer its iss names, and no
+// other's; the unverified iss only selects them, and a token of an issuer
+// no one trusts is refused without any network request.
+//
 // New fails at once on a bad Config, an issuer whose metadata cannot be
 // read, or signing keys that cannot be fetched (unless Config.LazyKeys), so
 // a wrong setting stops the program at start rather than at the first

@@ -41,10 +41,13 @@ const (
 	ReasonNotYetValid    = "not_yet_valid"
 	ReasonIssuedInFuture = "issued_in_future"
 	ReasonIssuer         = "bad_issuer"
-	ReasonAudience       = "bad_audience"
-	ReasonMissingClaim   = "missing_claim"
-	ReasonInactive       = "inactive"
-	ReasonScope          = "insufficient_scope"
+	// ReasonUnknownIssuer: the token's iss names no issuer the
+	// Authenticator trusts; it was refused before its signature.
+	ReasonUnknownIssuer = "unknown_issuer"
+	ReasonAudience      = "bad_audience"
+	ReasonMissingClaim  = "missing_claim"
+	ReasonInactive      = "inactive"
+	ReasonScope         = "insufficient_scope"
 	// ReasonRole: the caller lacks a role the route requires.
 	ReasonRole           = "insufficient_role"
 	ReasonUnavailable    = "unavailable"

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
@@ -381,4 +383,67 @@ func ExampleAuthenticator_RequireAnyRole() {
 	// Output:
 	// 200 reports for alice, roles [auditor]
 	// 403 Bearer realm="example", error="insufficient_scope", error_description="token lacks every accepted role"
+}
+
+// Trust two issuers at once, each with its own audience: a token is
+// checked with the keys of the issuer its iss names, and a token of an
+// issuer neither of them is, is refused before any request is made.
+func ExampleConfig_issuers() {
+	tenant1 := authtest.NewIssuer(logTB{})
+	tenant2 := authtest.NewIssuer(logTB{}, authtest.WithAudience("api-2"))
+	stranger := authtest.NewIssuer(logTB{})
+	auth, err := middleware.New(context.Background(), middleware.Config{
+		Audiences: []string{authtest.Audience}, // tenant1's, by default
+		Issuers: []middleware.IssuerConfig{
+			{Issuer: tenant1.URL},
+			{Issuer: tenant2.URL, Audiences: []string{"api-2"}},
+		},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	srv := httptest.NewServer(auth.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := principal.From(r.Context())
+		fmt.Fprintln(w, "hello", p.Subject)
+	})))
+	defer srv.Close()
+	get(srv, "/", tenant1.Mint(logTB{}, "alice"))
+	get(srv, "/", tenant2.Mint(logTB{}, "bob"))
+	get(srv, "/", stranger.Mint(logTB{}, "mallory"))
+	// Output:
+	// 200 hello alice
+	// 200 hello bob
+	// 401 Bearer error="invalid_token", error_description="token issuer not accepted"
+}
+
+// Trust the listed tenants of a Microsoft Entra ID multi-tenant
+// application: tokens whose iss is
+// https://login.microsoftonline.com/{tid}/v2.0 (or, v1.0 tokens,
+// https://sts.windows.net/{tid}/) for an allowed tenant are verified with
+// Microsoft's common keys, then their tid must be that tenant. A token of
+// another tenant is refused without fetching anything.
+func ExampleEntraTenants() {
+	tenants, err := middleware.EntraTenants("72f988bf-86f1-41af-91ab-2d7cd011db47")
+	if err != nil {
+		log.Fatal(err)
+	}
+	auth, err := middleware.New(context.Background(), middleware.Config{
+		Audiences:      []string{"6e74172b-be56-4843-9ff4-e66a39bb12e3"}, // the API's client ID
+		IssuerResolver: tenants,
+		Logger:         slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	other := authtest.NewIssuer(logTB{}).Token(logTB{}, "mallory", func(c jwt.MapClaims) {
+		c["iss"] = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0"
+		c["tid"] = "9188040d-6c67-4c5b-b112-36a304b66dad"
+	})
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set("Authorization", "Bearer "+other)
+	_, err = auth.Authenticate(req)
+	fmt.Println(middleware.Reason(err), errors.Is(err, middleware.ErrInvalidToken))
+	// Output:
+	// unknown_issuer true
 }

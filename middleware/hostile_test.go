@@ -33,6 +33,13 @@ func TestHostileTokens(t *testing.T) {
 	octSecret := []byte("0123456789abcdef0123456789abcdef")
 	is.AddRawJWK(`{"kty":"oct","kid":"oct","alg":"HS256","k":"` + base64.RawURLEncoding.EncodeToString(octSecret) + `"}`)
 	a := mustAuthenticator(t, is, nil)
+	// The same attacks on an Authenticator that trusts the stranger too:
+	// it signs its own tokens with the same kids, so "stranger's key,
+	// same kid" tests that keys stay bound to their issuer.
+	both := mustAuthenticator(t, is, func(c *middleware.Config) {
+		c.Issuer = ""
+		c.Issuers = []middleware.IssuerConfig{{Issuer: is.URL}, {Issuer: stranger.URL}}
+	})
 
 	rsaKey := is.KeyFor("RS256")
 	pubDER, err := x509.MarshalPKIXPublicKey(rsaKey.Private.Public())
@@ -198,30 +205,43 @@ func TestHostileTokens(t *testing.T) {
 		"cnf null":               middleware.ReasonBoundToken,
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			w := do(a, bearerRequest(tt.token))
-			if w.Code != tt.status {
-				t.Fatalf("status = %d, want %d (body %s)", w.Code, tt.status, w.Body)
-			}
-			if tt.status == http.StatusOK {
-				if w.Body.String() != "alice" {
-					t.Fatalf("subject = %q", w.Body)
-				}
-				return
-			}
-			challenge := w.Header().Get("WWW-Authenticate")
-			if got := errorCode(challenge); got != tt.code {
-				t.Fatalf("error code = %q, want %q (challenge %q)", got, tt.code, challenge)
-			}
-			p := problem(t, w)
-			t.Logf("reason=%v detail=%v", p["reason"], p["detail"])
-			if want, ok := reasons[tt.name]; ok && p["reason"] != want {
-				t.Fatalf("reason = %v, want %s", p["reason"], want)
-			}
-			if d, _ := p["detail"].(string); d == "" || strings.Contains(w.Body.String(), tt.token[:min(len(tt.token), 20)]) {
-				t.Fatalf("problem detail %q echoes the token or is empty", d)
-			}
-		})
+		for _, auth := range []struct {
+			name string
+			a    *middleware.Authenticator
+		}{{"one issuer", a}, {"two issuers", both}} {
+			t.Run(tt.name+"/"+auth.name, func(t *testing.T) {
+				hostileCase(t, auth.a, tt.token, tt.status, tt.code, reasons[tt.name], "alice")
+			})
+		}
+	}
+}
+
+// hostileCase sends token to a and checks the answer: the status, the
+// RFC 6750 error code and, when wantReason is set, the reason; for an
+// accepted token, its subject.
+func hostileCase(t *testing.T, a *middleware.Authenticator, token string, status int, code, wantReason, wantSub string) {
+	t.Helper()
+	w := do(a, bearerRequest(token))
+	if w.Code != status {
+		t.Fatalf("status = %d, want %d (body %s)", w.Code, status, w.Body)
+	}
+	if status == http.StatusOK {
+		if sub := w.Body.String(); sub != wantSub {
+			t.Fatalf("subject = %q", sub)
+		}
+		return
+	}
+	challenge := w.Header().Get("WWW-Authenticate")
+	if got := errorCode(challenge); got != code {
+		t.Fatalf("error code = %q, want %q (challenge %q)", got, code, challenge)
+	}
+	p := problem(t, w)
+	t.Logf("reason=%v detail=%v", p["reason"], p["detail"])
+	if wantReason != "" && p["reason"] != wantReason {
+		t.Fatalf("reason = %v, want %s", p["reason"], wantReason)
+	}
+	if d, _ := p["detail"].(string); d == "" || strings.Contains(w.Body.String(), token[:min(len(token), 20)]) {
+		t.Fatalf("problem detail %q echoes the token or is empty", d)
 	}
 }
 

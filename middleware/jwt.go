@@ -369,23 +369,18 @@ var b64 = base64.RawURLEncoding.Strict()
 // allowing a token with several faults to be refused for another of them
 // (see reordered).
 func (v *jwtVerifier) verify(ctx context.Context, token string) (principal.Principal, error) {
-	var none principal.Principal
-	header64, payload64, sig64, ok := splitCompact(token)
-	if !ok {
-		return none, newErr(ErrInvalidToken, ReasonBadToken, "token is not a signed JWT", nil)
-	}
+	return v.verifyDecoded(ctx, token, nil)
+}
 
-	// Only the base64url alphabet: encoding/base64 skips CR and LF even in
-	// strict mode, which would give one signed token several spellings.
-	// (The Authenticator checks this before verify; verify must not rely
-	// on every caller doing so.)
-	if i := strings.IndexFunc(token, notB64URLOrDot); i >= 0 {
-		return none, malformed("token", fmt.Errorf("character outside base64url at offset %d", i))
-	}
-	// A real JOSE header is a few hundred bytes; a big one is only work
-	// for the decoder before the signature can refuse it.
-	if len(header64) > maxHeaderSegment {
-		return none, malformed("header", fmt.Errorf("longer than %d characters", maxHeaderSegment))
+// verifyDecoded is verify for a caller that has decoded the payload
+// already (to read iss, see issuerSet): payload, when not nil, is the
+// decoded payload of token, and is not decoded again.
+func (v *jwtVerifier) verifyDecoded(ctx context.Context, token string, payload []byte) (principal.Principal, error) {
+	var none principal.Principal
+	// The structure, the alphabet and the header's size.
+	header64, payload64, sig64, err := splitChecked(token)
+	if err != nil {
+		return none, err
 	}
 
 	// The header must decode to a JSON object. A header seen on a token a
@@ -433,9 +428,10 @@ func (v *jwtVerifier) verify(ctx context.Context, token string) (principal.Princ
 	// golang-jwt, which decodes it first, so that a forged token of nested
 	// JSON costs its decoder nothing. (A token with several faults is
 	// refused for its signature, which tells a prober less.)
-	payload, err := b64.DecodeString(payload64)
-	if err != nil {
-		return none, malformed("payload is not base64url", err)
+	if payload == nil {
+		if payload, err = b64.DecodeString(payload64); err != nil {
+			return none, malformed("payload is not base64url", err)
+		}
 	}
 	var claims strictClaims
 	if err := claims.decode(payload); err != nil {

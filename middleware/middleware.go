@@ -3,7 +3,6 @@ package middleware
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -13,22 +12,22 @@ import (
 
 // Authenticator verifies access tokens. It is safe for concurrent use.
 type Authenticator struct {
-	cfg     Config
-	keys    *keySource
-	jwt     *jwtVerifier
-	intro   *introspectVerifier
-	cache   *verifiedCache
-	jwksURL string
-	meta    *resourceMeta // nil without Config.ResourceMetadata
+	cfg   Config
+	jwt   *issuerSet // nil in ModeIntrospection
+	intro *introspectVerifier
+	cache *verifiedCache
+	meta  *resourceMeta // nil without Config.ResourceMetadata
 }
 
-// New checks cfg and returns an Authenticator. When JWKSURL is empty it
-// takes jwks_uri from cfg.Metadata, or else discovers the issuer's
-// metadata, which must answer now. It then fetches the signing keys once
-// and fails, with one line naming the URL, when it cannot, unless
-// cfg.LazyKeys is set: then requests that need keys are answered 503 until
-// they arrive (see Ready). Each request is bounded by cfg.HTTPTimeout. The
-// keys are refreshed in the background until ctx ends.
+// New checks cfg and returns an Authenticator. For each configured issuer
+// (Issuer, or each of Issuers) whose JWKSURL is empty it takes jwks_uri
+// from its Metadata, or else discovers the issuer's metadata, which must
+// answer now. It then fetches the signing keys once per key set and
+// fails, with one line naming the URL, when it cannot, unless
+// cfg.LazyKeys is set: then requests that need keys are answered 503
+// until they arrive (see Ready). Each request is bounded by
+// cfg.HTTPTimeout. The keys are refreshed in the background until ctx
+// ends.
 //
 // cfg.Introspector is used as given: New neither inspects nor changes it.
 // A caller that takes the introspection endpoint from the issuer's metadata
@@ -41,48 +40,21 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 	}
 	a := &Authenticator{cfg: cfg, cache: newVerifiedCache(cfg.CacheSize, cfg.CacheMaxAge)}
 	if cfg.ResourceMetadata != nil {
-		meta, err := cfg.ResourceMetadata.build(cfg.Issuer)
+		meta, err := cfg.ResourceMetadata.build(cfg.issuerNames())
 		if err != nil {
 			return nil, err
 		}
 		a.meta = meta
 	}
-	wantJWKS := cfg.Mode != ModeIntrospection && len(cfg.HMACSecret) == 0
-	md := cfg.Metadata
-	if wantJWKS && cfg.JWKSURL == "" && md == nil {
-		var err error
-		if md, err = discover(ctx, cfg.HTTPClient, cfg.Issuer, cfg.HTTPTimeout); err != nil {
-			return nil, err
-		}
-	}
 	if cfg.Introspector != nil && cfg.Mode != ModeJWT {
 		a.intro = &introspectVerifier{client: cfg.Introspector, cfg: &a.cfg}
 	}
-	if wantJWKS {
-		url := cfg.JWKSURL
-		if url == "" {
-			if md.JWKSURI == "" {
-				return nil, fmt.Errorf("middleware: issuer %q publishes no jwks_uri; set JWKSURL", cfg.Issuer)
-			}
-			if err := checkHTTPURL(md.JWKSURI); err != nil {
-				return nil, fmt.Errorf("middleware: discovered jwks_uri: %w", err)
-			}
-			url = md.JWKSURI
-		}
-		ks, err := newKeySource(url, &a.cfg)
-		if err != nil {
+	if cfg.Mode != ModeIntrospection {
+		var err error
+		if a.jwt, err = newIssuerSet(ctx, &a.cfg); err != nil {
 			return nil, err
 		}
-		if !cfg.LazyKeys {
-			// refresh bounds the fetch by HTTPTimeout.
-			if err := ks.refresh(ctx); err != nil {
-				return nil, fmt.Errorf("middleware: cannot load the signing keys from %s (set LazyKeys to start without them): %w", url, err)
-			}
-		}
-		a.keys, a.jwksURL = ks, url
-		go ks.run(ctx, cfg.JWKSRefreshInterval)
 	}
-	a.jwt = newJWTVerifier(&a.cfg, a.keys)
 	return a, nil
 }
 
@@ -91,15 +63,22 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 // expiry again and must not be stricter than the Authenticator.
 func (a *Authenticator) ClockSkew() time.Duration { return a.cfg.ClockSkew }
 
-// JWKSURL is the key set URL in use, configured or discovered; empty with
-// an HMAC secret.
-func (a *Authenticator) JWKSURL() string { return a.jwksURL }
+// JWKSURL is the key set URL in use, configured or discovered, of the
+// issuer (the first of Issuers); empty with an HMAC secret, in
+// ModeIntrospection, or with only an IssuerResolver.
+func (a *Authenticator) JWKSURL() string {
+	if a.jwt == nil || a.jwt.first == nil || a.jwt.first.keys == nil {
+		return ""
+	}
+	return a.jwt.first.keys.url
+}
 
-// Ready reports nil once the Authenticator can verify tokens: its signing
-// keys have been loaded at least once. Without Config.LazyKeys that is
-// already so when New returns.
+// Ready reports nil once the Authenticator can verify tokens: the signing
+// keys of every configured issuer have been loaded at least once. Without
+// Config.LazyKeys that is already so when New returns. (The key sets of
+// issuers an IssuerResolver trusts load with their first token.)
 func (a *Authenticator) Ready(context.Context) error {
-	if a.keys != nil && !a.keys.loaded.Load() {
+	if a.jwt != nil && !a.jwt.ready() {
 		return errors.New("middleware: signing keys not loaded yet")
 	}
 	return nil

@@ -57,8 +57,9 @@ type ResourceMetadata struct {
 	Resource string
 	// AuthorizationServers are the issuer identifiers (RFC 8414) of the
 	// authorization servers whose tokens the resource accepts; default
-	// Config.Issuer. Each is an https URL (http for loopback hosts) with
-	// no query or fragment.
+	// Config.Issuer, or the Issuer of each of Config.Issuers (none for the
+	// issuers an IssuerResolver trusts: list those here). Each is an https
+	// URL (http for loopback hosts) with no query or fragment.
 	AuthorizationServers []string
 	// ScopesSupported are the scopes clients request for the resource
 	// (RECOMMENDED by RFC 9728 §2); default none. Only what the resource is
@@ -264,7 +265,7 @@ func checkServerURL(raw string) error {
 }
 
 // build validates m, fills its defaults from cfg and renders the document.
-func (m *ResourceMetadata) build(issuer string) (*resourceMeta, error) {
+func (m *ResourceMetadata) build(issuers []string) (*resourceMeta, error) {
 	var errs []error
 	add := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("middleware: ResourceMetadata."+format, args...))
@@ -274,8 +275,8 @@ func (m *ResourceMetadata) build(issuer string) (*resourceMeta, error) {
 		add("Resource: %w", err)
 	}
 	servers := slices.Clone(m.AuthorizationServers)
-	if len(servers) == 0 && issuer != "" {
-		servers = []string{issuer}
+	if len(servers) == 0 {
+		servers = issuers
 	}
 	for _, s := range servers {
 		if err := checkServerURL(s); err != nil {

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
 // DefaultMaxBodyBytes is the largest request body the handlers read by
@@ -50,6 +52,11 @@ type Config struct {
 	// so that wiping a whole list may take a stronger or fresher sign-in
 	// than clearing the done items. Default: allowed.
 	AllowDeleteAll func(w http.ResponseWriter, r *http.Request) bool
+	// Owner, when set, names the owner of a verified caller's todos; an
+	// empty name refuses the caller (401). Default: the subject. A subject
+	// is unique only at its issuer, so an API that trusts several issuers
+	// names owners by issuer and subject.
+	Owner func(p principal.Principal) string
 }
 
 // withDefaults fills in the zero fields and reports every problem at once.

@@ -127,16 +127,21 @@ func (h *Handlers) baseURL(r *http.Request) string {
 	return scheme + "://" + host + h.prefix
 }
 
-// caller returns the verified subject, or answers 401 and returns false.
+// caller returns the owner of the verified caller's todos (its subject,
+// unless Config.Owner says otherwise), or answers 401 and returns false.
 // It is every handler's first step: nothing is read before it.
-func caller(c *gin.Context) (string, bool) {
+func (h *Handlers) caller(c *gin.Context) (string, bool) {
 	p, ok := principal.From(c.Request.Context())
-	if !ok {
+	owner := p.Subject
+	if ok && h.cfg.Owner != nil {
+		owner = h.cfg.Owner(p)
+	}
+	if !ok || owner == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="todo-api"`)
 		writeProblem(c, http.StatusUnauthorized, "this route needs a valid access token", nil)
 		return "", false
 	}
-	return p.Subject, true
+	return owner, true
 }
 
 func writeJSON(c *gin.Context, status int, v any) {
@@ -157,7 +162,7 @@ func (h *Handlers) writeTodo(c *gin.Context, status int, t Todo) {
 // Link: <…>; rel="next" header (RFC 8288) when there is a next page.
 func handleListTodos(h *Handlers) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		owner, ok := caller(c)
+		owner, ok := h.caller(c)
 		if !ok {
 			return
 		}
@@ -217,7 +222,7 @@ func handleListTodos(h *Handlers) gin.HandlerFunc {
 // handleCreateTodo serves POST /todos: 201 with Location, ETag and the todo.
 func handleCreateTodo(h *Handlers) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		owner, ok := caller(c)
+		owner, ok := h.caller(c)
 		if !ok {
 			return
 		}
@@ -241,7 +246,7 @@ func handleCreateTodo(h *Handlers) gin.HandlerFunc {
 // asks Config.AllowDeleteAll first.
 func handleDeleteTodos(h *Handlers) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		owner, ok := caller(c)
+		owner, ok := h.caller(c)
 		if !ok {
 			return
 		}
@@ -277,7 +282,7 @@ func handleDeleteTodos(h *Handlers) gin.HandlerFunc {
 // handleGetTodo serves GET /todos/{id}.
 func handleGetTodo(h *Handlers) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		owner, ok := caller(c)
+		owner, ok := h.caller(c)
 		if !ok {
 			return
 		}
@@ -294,7 +299,7 @@ func handleGetTodo(h *Handlers) gin.HandlerFunc {
 // unchanged; If-Match not matching the current ETag is 412.
 func handlePatchTodo(h *Handlers) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		owner, ok := caller(c)
+		owner, ok := h.caller(c)
 		if !ok {
 			return
 		}
@@ -322,7 +327,7 @@ func handlePatchTodo(h *Handlers) gin.HandlerFunc {
 // the current ETag is 412.
 func handleDeleteTodo(h *Handlers) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		owner, ok := caller(c)
+		owner, ok := h.caller(c)
 		if !ok {
 			return
 		}

@@ -42,7 +42,7 @@ func startTodoAPI(t *testing.T, e *testEnv) *todoAPI {
 func startTodoAPIWith(t *testing.T, e *testEnv, edit func(*todoapi.Config)) *todoAPI {
 	t.Helper()
 	cfg := todoapi.Config{
-		Issuer:             e.idp.URL,
+		Issuers:            []string{e.idp.URL},
 		Audiences:          []string{"todo-api"},
 		DatabaseURL:        "sqlite:" + filepath.Join(t.TempDir(), "todos.db"),
 		CORSAllowedOrigins: []string{e.URL},

@@ -22,13 +22,17 @@ type Config struct {
 	ListenAddr  string // LISTEN_ADDR, used by cmd/todo-api
 	DatabaseURL string // DATABASE_URL: "sqlite:PATH" or "postgres://…"
 
-	AuthMode   middleware.Mode // AUTH_MODE
-	Issuer     string          // ISSUER, required
-	Audiences  []string        // AUDIENCE, required unless AuthMode is introspection
-	JWKSURL    string          // JWKS_URL; empty: from discovery
-	Algorithms []string        // JWT_ALGORITHMS
-	HMACSecret string          // JWT_HMAC_SECRET
-	ClockSkew  time.Duration   // CLOCK_SKEW; negative: no leeway
+	AuthMode middleware.Mode // AUTH_MODE
+	// Issuers are the trusted issuers (ISSUER, a comma-separated list),
+	// required: one, or several in jwt mode, each discovered on its own
+	// and trusted with its own keys only. Every issuer's tokens must name
+	// one of Audiences.
+	Issuers    []string
+	Audiences  []string      // AUDIENCE, required unless AuthMode is introspection
+	JWKSURL    string        // JWKS_URL, with one issuer only; empty: from discovery
+	Algorithms []string      // JWT_ALGORITHMS
+	HMACSecret string        // JWT_HMAC_SECRET, with one issuer only
+	ClockSkew  time.Duration // CLOCK_SKEW; negative: no leeway
 	// RequireATJWT demands typ at+jwt (RFC 9068): REQUIRE_AT_JWT.
 	RequireATJWT bool
 
@@ -174,8 +178,30 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	c.CORSAllowedOrigins = origins
-	if c.Issuer == "" {
+	switch {
+	case len(c.Issuers) == 0:
 		errs = append(errs, errors.New("ISSUER is required"))
+	case len(c.Issuers) > 1:
+		// Introspection asks one authorization server; a key set or a
+		// secret belongs to one issuer.
+		if c.AuthMode != middleware.ModeJWT {
+			errs = append(errs, fmt.Errorf("ISSUER: a list of issuers needs AUTH_MODE=jwt, not %s (introspection asks one authorization server)", c.AuthMode))
+		}
+		if c.JWKSURL != "" {
+			errs = append(errs, errors.New("JWKS_URL: only with a single ISSUER (each issuer of a list is discovered)"))
+		}
+		if c.HMACSecret != "" {
+			errs = append(errs, errors.New("JWT_HMAC_SECRET: only with a single ISSUER"))
+		}
+		for i, iss := range c.Issuers {
+			switch {
+			case slices.Contains(c.Issuers[:i], iss):
+				errs = append(errs, fmt.Errorf("ISSUER: %q is listed twice", iss))
+			case strings.ContainsAny(iss, " \t"):
+				// Todos are owned by iss and sub, joined by a space.
+				errs = append(errs, fmt.Errorf("ISSUER: %q is not an issuer URL", iss))
+			}
+		}
 	}
 	if c.AuthMode != middleware.ModeIntrospection && len(c.Audiences) == 0 {
 		errs = append(errs, fmt.Errorf("AUDIENCE is required in %s mode", c.AuthMode))

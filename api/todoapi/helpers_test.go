@@ -27,7 +27,7 @@ func testConfig(tb testing.TB, is *authtest.Issuer) Config {
 	tb.Helper()
 	return Config{
 		DatabaseURL:        "sqlite:" + filepath.Join(tb.TempDir(), "todos.db"),
-		Issuer:             is.URL,
+		Issuers:            []string{is.URL},
 		Audiences:          []string{authtest.Audience},
 		CORSAllowedOrigins: []string{testOrigin},
 		ReadScopes:         []string{"todos:read"},

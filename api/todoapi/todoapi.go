@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/tollgate-dev/tollgate/internal/gormdb"
 	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware"
+	"github.com/tollgate-dev/tollgate/middleware/principal"
 	"github.com/tollgate-dev/tollgate/todos"
 )
 
@@ -36,12 +38,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	m := newMetrics()
 	authCfg := middleware.Config{
 		Mode:           cfg.AuthMode,
-		Issuer:         cfg.Issuer,
 		Audiences:      cfg.Audiences,
 		AudienceClaims: cfg.AudienceClaims,
 		ScopeClaims:    cfg.ScopeClaims,
 		RoleClaims:     cfg.RoleClaims,
-		JWKSURL:        cfg.JWKSURL,
 		// Start without keys and let /readyz (auth is one of its checks)
 		// keep traffic away until they load: the API may start in the
 		// same moment as its authorization server (a compose file, a
@@ -62,8 +62,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		OnOutcome:        m.onOutcome,
 		OnKeyRefresh:     m.onKeyRefresh,
 	}
-	if cfg.HMACSecret != "" {
-		authCfg.HMACSecret = []byte(cfg.HMACSecret)
+	if len(cfg.Issuers) == 1 {
+		authCfg.Issuer, authCfg.JWKSURL = cfg.Issuers[0], cfg.JWKSURL
+		if cfg.HMACSecret != "" {
+			authCfg.HMACSecret = []byte(cfg.HMACSecret)
+		}
+	} else {
+		// Each discovered by middleware.New, trusted with its own keys;
+		// AUDIENCE applies to them all.
+		for _, iss := range cfg.Issuers {
+			authCfg.Issuers = append(authCfg.Issuers, middleware.IssuerConfig{Issuer: iss})
+		}
 	}
 	if cfg.AuthMode != middleware.ModeJWT {
 		method, err := introspection.ParseAuthMethod(cfg.IntrospectionAuth)
@@ -74,7 +83,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if endpoint == "" {
 			// Discover once: middleware.New takes jwks_uri from the same
 			// document instead of fetching it again.
-			md, err := middleware.Discover(ctx, nil, cfg.Issuer)
+			md, err := middleware.Discover(ctx, nil, cfg.Issuers[0])
 			if err != nil {
 				return nil, err
 			}
@@ -126,6 +135,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("migrating the database: %w", err)
 	}
 	tcfg := todos.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger}
+	if len(cfg.Issuers) > 1 {
+		tcfg.Owner = ownerByIssuer
+	}
 	if need := cfg.deleteAllStepUp(); len(need.ACRValues) > 0 || need.MaxAge > 0 {
 		tcfg.AllowDeleteAll = stepUpCheck(auth, need)
 		attrs := []any{}
@@ -162,6 +174,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		metrics: m,
 	})
 	return &Server{handler: h, engine: engine, db: sqlDB}, nil
+}
+
+// ownerByIssuer names the owner of a caller's todos when the API trusts
+// several issuers: a subject is unique only at its issuer (OpenID Connect
+// Core §2), so two issuers' "alice" are two owners. The owner is the
+// verified iss, a space and sub; a configured issuer has no space, so no
+// two callers share one.
+func ownerByIssuer(p principal.Principal) string {
+	iss, _ := p.Claims["iss"].(string)
+	if iss == "" || strings.Contains(iss, " ") {
+		return "" // refused: cannot happen for a token the middleware accepted
+	}
+	return iss + " " + p.Subject
 }
 
 // stepUpCheck answers a request whose caller's sign-in does not meet need

@@ -63,13 +63,13 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	listen := s.String("LISTEN_ADDR", d.ListenAddr, "address to listen on")
 	dbURL := s.String("DATABASE_URL", d.DatabaseURL, "sqlite:PATH or postgres://user@host/db")
 	mode := s.String("AUTH_MODE", string(d.AuthMode), "jwt, introspection, or hybrid (JWT-shaped tokens locally, others by introspection)")
-	issuer := s.Required("ISSUER", "expected iss; its discovery document supplies jwks_uri and introspection_endpoint")
+	issuer := s.Required("ISSUER", "expected iss, or a comma-separated list of trusted issuers (jwt mode); each one's discovery document supplies jwks_uri (and introspection_endpoint)")
 	audience := s.String("AUDIENCE", "", "expected aud, a comma-separated list (any one matches); required in jwt and hybrid modes")
 	audClaims := s.String("AUDIENCE_CLAIMS", "aud", "claims compared with AUDIENCE, in order: the first the token carries decides (client_id for servers that send no aud, e.g. Cognito)")
 	scopeClaims := s.String("SCOPE_CLAIMS", strings.Join(middleware.DefaultScopeClaims(), ","), `claims read as scopes, comma-separated claim paths ("realm_access.roles"; a dot inside a name is \.)`)
 	roleClaims := s.String("ROLE_CLAIMS", "", "claims read as roles, comma-separated claim paths (groups, realm_access.roles, resource_access.todo-api.roles, a final .* for the member names of an object); empty: none")
 	allowedRoles := s.String("ALLOWED_ROLES", "", "roles of which a caller needs one for every todo route, comma-separated; needs ROLE_CLAIMS; empty: no role check")
-	jwksURL := s.String("JWKS_URL", "", "JWKS URL (default: from discovery)")
+	jwksURL := s.String("JWKS_URL", "", "JWKS URL (default: from discovery); only with a single ISSUER")
 	algs := s.String("JWT_ALGORITHMS", strings.Join(d.Algorithms, ","), "accepted JWS algorithms; none is never accepted")
 	hmac := s.String("JWT_HMAC_SECRET", "", "shared secret for servers that sign HS256; when set, only HS256 with it is accepted")
 	skew := s.OffDuration("CLOCK_SKEW", d.ClockSkew, "leeway for exp, nbf and iat; 0 for none")
@@ -107,7 +107,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		ListenAddr:                *listen,
 		DatabaseURL:               *dbURL,
 		AuthMode:                  m,
-		Issuer:                    *issuer,
+		Issuers:                   envflag.List(*issuer),
 		Audiences:                 envflag.List(*audience),
 		AudienceClaims:            envflag.List(*audClaims),
 		ScopeClaims:               envflag.List(*scopeClaims),

@@ -518,6 +518,13 @@ func TestSettings(t *testing.T) {
 		{"acr value with a space", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "REQUIRE_ACR_FOR_DELETE_ALL": "two words"}, nil, "REQUIRE_ACR_FOR_DELETE_ALL"},
 		{"auth age not whole seconds", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "MAX_AUTH_AGE_FOR_DELETE_ALL": "1500ms"}, nil, "MAX_AUTH_AGE_FOR_DELETE_ALL: 1.5s is not a whole number of seconds"},
 		{"auth age not a duration", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "MAX_AUTH_AGE_FOR_DELETE_ALL": "soon"}, nil, "MAX_AUTH_AGE_FOR_DELETE_ALL"},
+		{"issuer list in introspection mode", map[string]string{"ISSUER": "http://x,http://y", "AUTH_MODE": "introspection", "INTROSPECTION_AUTH": "none"}, nil, "ISSUER: a list of issuers needs AUTH_MODE=jwt, not introspection"},
+		{"issuer list in hybrid mode", map[string]string{"ISSUER": "http://x,http://y", "AUDIENCE": "a", "AUTH_MODE": "hybrid", "INTROSPECTION_AUTH": "none"}, nil, "ISSUER: a list of issuers needs AUTH_MODE=jwt, not hybrid"},
+		{"issuer list with JWKS_URL", map[string]string{"ISSUER": "http://x,http://y", "AUDIENCE": "a", "JWKS_URL": "http://127.0.0.1:1/jwks"}, nil, "JWKS_URL: only with a single ISSUER"},
+		{"issuer list with an HMAC secret", map[string]string{"ISSUER": "http://x,http://y", "AUDIENCE": "a", "JWT_HMAC_SECRET": strings.Repeat("s", 32)}, nil, "JWT_HMAC_SECRET: only with a single ISSUER"},
+		{"issuer listed twice", map[string]string{"ISSUER": "http://x, http://x", "AUDIENCE": "a"}, nil, `ISSUER: "http://x" is listed twice`},
+		{"issuer list with a space", map[string]string{"ISSUER": "http://x,http://y z", "AUDIENCE": "a"}, nil, `ISSUER: "http://y z" is not an issuer URL`},
+		{"issuer list, one not answering", map[string]string{"ISSUER": "http://x," + "http://127.0.0.1:1", "AUDIENCE": "a"}, nil, "discovery for issuer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
