@@ -131,7 +131,7 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
 			return p, false, src, err
 		}
-		p, kept := withToken(p, token, key)
+		p, kept := a.withToken(p, token, key)
 		// Kept no longer than the introspection client keeps the answer,
 		// so revocation takes effect as its CacheTTL says; meanwhile a
 		// token seen again costs what a JWT does, one hash and a lookup.
@@ -144,7 +144,7 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 		a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
 		return p, false, src, err
 	}
-	p, kept := withToken(p, token, key)
+	p, kept := a.withToken(p, token, key)
 	a.cache.put(kept, p, now)
 	p, err = a.accept(r, p, src)
 	return p, false, src, err
@@ -152,13 +152,16 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 
 // withToken gives a newly verified p its token, for RawToken, and the
 // token's hash, for logs. Both are set once, before p is cached, so that a
-// cache hit allocates nothing for them. The token is copied out of the
-// request's header, whose whole string would otherwise stay in memory as
-// long as the cache entry; the copy is returned too, for the entry's key.
-func withToken(p principal.Principal, token string, key tokenKey) (principal.Principal, string) {
+// cache hit allocates nothing for them. With the cache on, the token is
+// copied out of the request's header, whose whole string would otherwise
+// stay in memory as long as the cache entry; the copy is returned too, for
+// the entry. With it off, p lives no longer than the request: no copy.
+func (a *Authenticator) withToken(p principal.Principal, token string, key tokenKey) (principal.Principal, string) {
 	p.TokenHash = key.Short()
-	kept := strings.Clone(token)
-	return p.WithToken(kept), kept
+	if a.cache != nil {
+		token = strings.Clone(token)
+	}
+	return p.WithToken(token), token
 }
 
 // Require is net/http middleware: it answers every request without a valid
