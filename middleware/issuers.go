@@ -61,11 +61,16 @@ type IssuerConfig struct {
 // 1,000 refused issuers; refusals never push out a trusted issuer). Each
 // iss is asked about once at a time, at most 8 different ones at once:
 // past that a token of an issuer not yet remembered is answered 503
-// without asking. A resolver that consults a network service is thus
-// called at most once per 5 minutes for a given unknown iss, however
-// many tokens name it. ctx carries the request's values but not its
-// cancellation (the answer is shared), bounded by Config.HTTPTimeout. It
-// must be safe for concurrent use.
+// without asking. Renewing the trust of an issuer whose answer expired
+// may take one of 8 further slots, so that a flood of invented issuers
+// cannot make the trusted ones 503. A resolver that consults a network
+// service is thus called at most once per 5 minutes for a given unknown
+// iss, however many tokens name it. ctx carries the request's values but
+// not its cancellation (the answer is shared), bounded by
+// Config.HTTPTimeout; a request waits no longer than that for the answer,
+// even from a resolver that does not watch ctx (503). A resolver that
+// panics is an error (503, logged), not a crash. It must be safe for
+// concurrent use.
 type IssuerResolver func(ctx context.Context, iss string) (IssuerConfig, error)
 
 // ErrUnknownIssuer is what an IssuerResolver returns (wrapped or not) to

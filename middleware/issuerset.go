@@ -60,7 +60,11 @@ type issuerSet struct {
 	first   *issuerVerifier // the first configured issuer, for JWKSURL
 	resolve IssuerResolver
 	slots   chan struct{} // resolver calls in flight
-	group   singleflight.Group
+	// renewing are the slots of calls that renew the expired trust of an
+	// issuer, so that a flood of invented issuers holding every slot
+	// cannot make the trusted ones 503 when their answers expire.
+	renewing chan struct{}
+	group    singleflight.Group
 
 	mu      sync.Mutex
 	trusted map[string]resolved
@@ -129,6 +133,7 @@ func newIssuerSet(ctx context.Context, cfg *Config) (*issuerSet, error) {
 		s.trusted, s.refused = map[string]resolved{}, map[string]resolved{}
 		s.dynamic = map[string]context.CancelFunc{}
 		s.slots = make(chan struct{}, maxResolving)
+		s.renewing = make(chan struct{}, maxResolving)
 	}
 	return s, nil
 }
@@ -210,7 +215,7 @@ func (s *issuerSet) lookup(ctx context.Context, iss string) (*issuerVerifier, er
 		return nil, unknownIssuer(fmt.Errorf("unverified iss %s is not printable ASCII of at most %d bytes", quoteClip(iss), maxIssuerBytes))
 	}
 	now := s.cfg.Now()
-	if r, ok := s.remembered(iss, now); ok {
+	if r, ok, _ := s.remembered(iss, now); ok {
 		if r.err != nil {
 			return nil, r.err
 		}
@@ -219,11 +224,16 @@ func (s *issuerSet) lookup(ctx context.Context, iss string) (*issuerVerifier, er
 	ch := s.group.DoChan(iss, func() (any, error) {
 		// Asked again inside the flight: a caller that found nothing may
 		// arrive just after another flight for iss ended.
-		if r, ok := s.remembered(iss, now); ok {
+		r, ok, renewal := s.remembered(iss, now)
+		if ok {
 			return r, nil
 		}
-		return s.ask(ctx, iss, now), nil
+		return s.ask(ctx, iss, now, renewal), nil
 	})
+	// The resolver's context ends after HTTPTimeout, but a resolver may
+	// not watch it: the request waits no longer than that either.
+	wait := time.NewTimer(s.cfg.HTTPTimeout)
+	defer wait.Stop()
 	select {
 	case res := <-ch:
 		r := res.Val.(resolved)
@@ -233,6 +243,8 @@ func (s *issuerSet) lookup(ctx context.Context, iss string) (*issuerVerifier, er
 		return r.v, nil
 	case <-ctx.Done():
 		return nil, newErr(ErrUnavailable, ReasonUnavailable, "issuer cannot be checked now", ctx.Err())
+	case <-wait.C:
+		return nil, newErr(ErrUnavailable, ReasonUnavailable, "issuer cannot be checked now", fmt.Errorf("IssuerResolver for iss %s did not answer within %s", quoteClip(iss), s.cfg.HTTPTimeout))
 	}
 }
 
@@ -249,34 +261,54 @@ func resolvable(iss string) bool {
 	return true
 }
 
-func (s *issuerSet) remembered(iss string, now time.Time) (resolved, bool) {
+// remembered returns the answer about iss that has not expired. renewal
+// reports an expired trust, kept (never used to verify) so that asking
+// again about iss may take a renewal slot.
+func (s *issuerSet) remembered(iss string, now time.Time) (r resolved, ok, renewal bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, m := range []map[string]resolved{s.trusted, s.refused} {
-		if r, ok := m[iss]; ok {
-			if now.Before(r.expires) {
-				return r, true
-			}
-			delete(m, iss)
+	if r, ok := s.refused[iss]; ok {
+		if now.Before(r.expires) {
+			return r, true, false
 		}
+		delete(s.refused, iss)
 	}
-	return resolved{}, false
+	if r, ok := s.trusted[iss]; ok {
+		if now.Before(r.expires) {
+			return r, true, false
+		}
+		return resolved{}, false, true
+	}
+	return resolved{}, false, false
 }
 
-// ask calls the resolver about iss and remembers its answer.
-func (s *issuerSet) ask(ctx context.Context, iss string, now time.Time) resolved {
+// ask calls the resolver about iss and remembers its answer. renewal says
+// that iss was trusted until its answer expired: it may then take a slot
+// of its own when the flood of other issuers holds every common one.
+func (s *issuerSet) ask(ctx context.Context, iss string, now time.Time, renewal bool) resolved {
 	select {
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
 	default:
-		// Not remembered: the next token of iss may find a slot free.
-		return resolved{err: newErr(ErrUnavailable, ReasonOverloaded, "issuer cannot be checked now", fmt.Errorf("%d issuers are being resolved already", maxResolving))}
+		var free bool
+		if renewal {
+			select {
+			case s.renewing <- struct{}{}:
+				defer func() { <-s.renewing }()
+				free = true
+			default:
+			}
+		}
+		if !free {
+			// Not remembered: the next token of iss may find a slot free.
+			return resolved{err: newErr(ErrUnavailable, ReasonOverloaded, "issuer cannot be checked now", fmt.Errorf("%d issuers are being resolved already", maxResolving))}
+		}
 	}
 	// The answer is shared by every request waiting for it: one giving up
 	// must not cancel it for the others.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.HTTPTimeout)
 	defer cancel()
-	e, err := s.resolve(rctx, iss)
+	e, err := s.callResolver(rctx, iss)
 	var r resolved
 	switch {
 	case errors.Is(err, ErrUnknownIssuer):
@@ -295,12 +327,29 @@ func (s *issuerSet) ask(ctx context.Context, iss string, now time.Time) resolved
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r.v != nil {
+	switch {
+	case r.v != nil:
 		putBounded(s.trusted, iss, r)
-	} else {
+	case errors.Is(r.err, ErrUnknownIssuer):
+		delete(s.trusted, iss) // no longer trusted: no renewal slot for it
+		putBounded(s.refused, iss, r)
+	default:
 		putBounded(s.refused, iss, r)
 	}
 	return r
+}
+
+// callResolver asks the resolver, turning a panic into an error: the
+// resolver runs inside singleflight.DoChan, which re-panics on a goroutine
+// of its own that no recovery can reach, so a resolver's bug that one
+// chosen iss sets off would end the process.
+func (s *issuerSet) callResolver(ctx context.Context, iss string) (e IssuerConfig, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			e, err = IssuerConfig{}, fmt.Errorf("IssuerResolver panicked: %s", quoteClip(fmt.Sprint(p)))
+		}
+	}()
+	return s.resolve(ctx, iss)
 }
 
 // putBounded adds r to m, first removing an arbitrary entry when m is
