@@ -95,6 +95,60 @@ func (s *Store) Migrate(ctx context.Context) error {
 	})
 }
 
+// ownerPrefix is the one row of the table todo_owner_prefix: its presence
+// says that PrefixOwners has run on this database, and Prefix what it
+// prefixed the owners written before with.
+type ownerPrefix struct {
+	ID     int    `gorm:"primaryKey;autoIncrement:false"`
+	Prefix string `gorm:"type:text;not null"`
+}
+
+func (ownerPrefix) TableName() string { return "todo_owner_prefix" }
+
+// PrefixOwners changes, once per database, the owner of every todo written
+// until then to prefix followed by that owner, and records that it did: an
+// application that starts naming owners differently (the todo API: the
+// issuer, a space and the subject, where it was the subject alone) keeps
+// each owner's todos, and no new name can fall on an old one. Later calls
+// change nothing, whatever their prefix; each returns the prefix recorded
+// by the first and the number of todos it changed (0 after the first).
+// Call it after Migrate; several instances may call it at once.
+func (s *Store) PrefixOwners(ctx context.Context, prefix string) (recorded string, changed int64, err error) {
+	if prefix == "" {
+		return "", 0, errors.New("todos: empty owner prefix")
+	}
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if s.postgres {
+			// The turn of Migrate's: no todo is written under an old name
+			// between the check and the update by another instance.
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?, 0)", advisoryLockClass).Error; err != nil {
+				return err
+			}
+		}
+		if err := tx.AutoMigrate(&ownerPrefix{}); err != nil {
+			return err
+		}
+		var done []ownerPrefix
+		if err := tx.Limit(1).Find(&done).Error; err != nil {
+			return err
+		}
+		if len(done) > 0 {
+			recorded = done[0].Prefix
+			return nil
+		}
+		res := tx.Model(&Todo{}).Where("1 = 1").Update("owner", gorm.Expr("CAST(? AS TEXT) || owner", prefix))
+		if res.Error != nil {
+			return res.Error
+		}
+		recorded, changed = prefix, res.RowsAffected
+		return tx.Create(&ownerPrefix{ID: 1, Prefix: prefix}).Error
+	})
+	if err != nil {
+		return "", 0, fmt.Errorf("todos: prefixing owners: %w", err)
+	}
+	return recorded, changed, nil
+}
+
 // timestamp is now in UTC, truncated to what PostgreSQL stores.
 func (s *Store) timestamp() time.Time {
 	return s.now().UTC().Truncate(time.Microsecond)

@@ -34,7 +34,9 @@ type Todo struct {
 	// one ID tells nothing about another. It is the last column of the list
 	// index too, to break ties between todos of equal order and creation time.
 	ID string `gorm:"primaryKey;type:text;index:idx_todos_owner_list,priority:4"`
-	// Owner is the verified subject (sub) of the caller who created it.
+	// Owner names the verified caller who created it: the subject (sub),
+	// or what Config.Owner makes of the caller (the todo API: the issuer, a
+	// space and the subject).
 	Owner string `gorm:"type:text;not null;index:idx_todos_owner_list,priority:1"`
 	// Order is the client's sort key; the column is called position because
 	// ORDER is an SQL keyword.

@@ -194,13 +194,15 @@ func (c *Config) validate() error {
 			errs = append(errs, errors.New("JWT_HMAC_SECRET: only with a single ISSUER"))
 		}
 		for i, iss := range c.Issuers {
-			switch {
-			case slices.Contains(c.Issuers[:i], iss):
+			if slices.Contains(c.Issuers[:i], iss) {
 				errs = append(errs, fmt.Errorf("ISSUER: %q is listed twice", iss))
-			case strings.ContainsAny(iss, " \t"):
-				// Todos are owned by iss and sub, joined by a space.
-				errs = append(errs, fmt.Errorf("ISSUER: %q is not an issuer URL", iss))
 			}
+		}
+	}
+	for _, iss := range c.Issuers {
+		if strings.ContainsAny(iss, " \t") {
+			// Todos are owned by iss and sub, joined by a space.
+			errs = append(errs, fmt.Errorf("ISSUER: %q is not an issuer URL", iss))
 		}
 	}
 	if c.AuthMode != middleware.ModeIntrospection && len(c.Audiences) == 0 {

@@ -134,9 +134,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sqlDB.Close()
 		return nil, fmt.Errorf("migrating the database: %w", err)
 	}
-	tcfg := todos.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger}
-	if len(cfg.Issuers) > 1 {
-		tcfg.Owner = ownerByIssuer
+	// Todos are owned by issuer and subject whatever ISSUER lists, so that
+	// adding or removing an issuer changes no owner. The todos written
+	// when they were owned by the subject alone, with a single ISSUER,
+	// are its users': they get its name once.
+	recorded, changed, err := store.PrefixOwners(ctx, cfg.Issuers[0]+" ")
+	if err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("migrating the database: %w", err)
+	}
+	if changed > 0 {
+		logger.Info("todos written before owners named their issuer now belong to that issuer's users", "issuer", strings.TrimSuffix(recorded, " "), "todos", changed)
+	}
+	tcfg := todos.Config{BaseURL: cfg.BaseURL, MaxBodyBytes: cfg.MaxBodyBytes, Logger: logger, Owner: ownerByIssuer}
+	if len(cfg.Issuers) == 1 {
+		tcfg.Owner = ownerOfIssuer(cfg.Issuers[0])
 	}
 	if need := cfg.deleteAllStepUp(); len(need.ACRValues) > 0 || need.MaxAge > 0 {
 		tcfg.AllowDeleteAll = stepUpCheck(auth, need)
@@ -183,10 +195,22 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 // two callers share one.
 func ownerByIssuer(p principal.Principal) string {
 	iss, _ := p.Claims["iss"].(string)
-	if iss == "" || strings.Contains(iss, " ") {
+	if iss == "" || strings.Contains(iss, " ") || p.Subject == "" {
 		return "" // refused: cannot happen for a token the middleware accepted
 	}
 	return iss + " " + p.Subject
+}
+
+// ownerOfIssuer names owners as ownerByIssuer does, for an API that trusts
+// one issuer: every caller is that issuer's (an introspection answer may
+// carry no iss), so the name is the same as with a list that includes it.
+func ownerOfIssuer(iss string) func(principal.Principal) string {
+	return func(p principal.Principal) string {
+		if p.Subject == "" {
+			return ""
+		}
+		return iss + " " + p.Subject
+	}
 }
 
 // stepUpCheck answers a request whose caller's sign-in does not meet need
