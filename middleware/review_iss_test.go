@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -60,9 +61,9 @@ func resolverPanicsChild(t *testing.T) {
 	for name, resolve := range map[string]func() IssuerResolver{
 		"IssuerResolver": func() IssuerResolver {
 			return func(ctx context.Context, iss string) (IssuerConfig, error) {
-				var tenants map[string]string
-				tenants[iss] = "x" // a resolver's bug: assignment to a nil map
-				return IssuerConfig{}, ErrUnknownIssuer
+				// A resolver's bug: an iss with fewer parts than it expects.
+				tenant := strings.Split(iss, "/")[5]
+				return IssuerConfig{}, fmt.Errorf("%w: %s", ErrUnknownIssuer, tenant)
 			}
 		},
 		"Entra Allow": func() IssuerResolver {
