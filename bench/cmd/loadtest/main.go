@@ -486,14 +486,7 @@ func printVersus(w io.Writer, s settings, scenarios []scenario, rps [][][]float6
 	if ai < 0 || bi < 0 {
 		return
 	}
-	fmt.Fprint(w, "\n| ratio |")
-	for _, sc := range scenarios {
-		fmt.Fprintf(w, " %s |", sc.name)
-	}
-	fmt.Fprint(w, "\n| --- |")
-	for range scenarios {
-		fmt.Fprint(w, " --- |")
-	}
+	printHeader(w, "\n", "ratio", "", scenarios)
 	fmt.Fprintf(w, "\n| %s |", label)
 	for si := range scenarios {
 		ratios := make([]float64, s.rounds)
@@ -505,6 +498,20 @@ func printVersus(w io.Writer, s settings, scenarios []scenario, rps [][][]float6
 	fmt.Fprintln(w)
 }
 
+// printHeader starts a markdown table: prefix (a caption, line breaks),
+// then a header row of first and each scenario's name followed by suffix,
+// and the separator row. The caller ends the line.
+func printHeader(w io.Writer, prefix, first, suffix string, scenarios []scenario) {
+	fmt.Fprintf(w, "%s| %s |", prefix, first)
+	for _, sc := range scenarios {
+		fmt.Fprintf(w, " %s%s |", sc.name, suffix)
+	}
+	fmt.Fprint(w, "\n| --- |")
+	for range scenarios {
+		fmt.Fprint(w, " --- |")
+	}
+}
+
 func printTable(w io.Writer, s settings, scenarios []scenario, rps, hits [][][]float64) {
 	gen := "wrk (" + s.wrk + ")"
 	if s.gen == "go" {
@@ -514,14 +521,7 @@ func printTable(w io.Writer, s settings, scenarios []scenario, rps, hits [][][]f
 		s.alg, gen, s.threads, s.connections, s.duration, s.rounds, runtime.NumCPU(), runtime.Version())
 	fmt.Fprintf(w, "Ratio: requests/s ÷ the unprotected endpoint's in the same round and scenario; median over rounds [min–max].\n\n")
 
-	fmt.Fprint(w, "| endpoint |")
-	for _, sc := range scenarios {
-		fmt.Fprintf(w, " %s, × unprotected |", sc.name)
-	}
-	fmt.Fprint(w, "\n| --- |")
-	for range scenarios {
-		fmt.Fprint(w, " --- |")
-	}
+	printHeader(w, "", "endpoint", ", × unprotected", scenarios)
 	fmt.Fprintln(w)
 	for ei, ep := range endpoints {
 		fmt.Fprintf(w, "| %s |", ep.label)
@@ -537,14 +537,7 @@ func printTable(w io.Writer, s settings, scenarios []scenario, rps, hits [][][]f
 	printVersus(w, s, scenarios, rps, "/tollgate-nocache", "/bare",
 		"Tollgate with the cache off ÷ golang-jwt v5 + keyfunc v3 (both a signature check per request)")
 
-	fmt.Fprint(w, "\nRaw medians, requests/s [min–max]:\n\n| endpoint |")
-	for _, sc := range scenarios {
-		fmt.Fprintf(w, " %s |", sc.name)
-	}
-	fmt.Fprint(w, "\n| --- |")
-	for range scenarios {
-		fmt.Fprint(w, " --- |")
-	}
+	printHeader(w, "\nRaw medians, requests/s [min–max]:\n\n", "endpoint", "", scenarios)
 	fmt.Fprintln(w)
 	for ei, ep := range endpoints {
 		fmt.Fprintf(w, "| `%s` |", ep.path)
@@ -555,14 +548,7 @@ func printTable(w io.Writer, s settings, scenarios []scenario, rps, hits [][][]f
 		fmt.Fprintln(w)
 	}
 
-	fmt.Fprint(w, "\nVerified-token cache hits, % of each run's requests, median [min–max]:\n\n| endpoint |")
-	for _, sc := range scenarios {
-		fmt.Fprintf(w, " %s |", sc.name)
-	}
-	fmt.Fprint(w, "\n| --- |")
-	for range scenarios {
-		fmt.Fprint(w, " --- |")
-	}
+	printHeader(w, "\nVerified-token cache hits, % of each run's requests, median [min–max]:\n\n", "endpoint", "", scenarios)
 	fmt.Fprintln(w)
 	for ei, ep := range endpoints {
 		if math.IsNaN(hits[0][ei][0]) {
