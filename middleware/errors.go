@@ -99,7 +99,7 @@ type authError struct {
 	dpopAlgs   string
 	dpopScheme bool
 	scopes     []string // for ErrScope: the scopes the route needs
-	stepUp           *StepUp  // for ErrStepUp: what the route requires
+	stepUp     *StepUp  // for ErrStepUp: what the route requires
 }
 
 func (e *authError) Error() string {

@@ -1,0 +1,303 @@
+package middleware_test
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tollgate-dev/tollgate/middleware"
+	"github.com/tollgate-dev/tollgate/middleware/authtest"
+	"github.com/tollgate-dev/tollgate/middleware/principal"
+)
+
+// dpopURL is the URL httptest.NewRequest gives "/todos": plain HTTP to
+// example.com.
+const dpopURL = "http://example.com/todos"
+
+func dpopAuthenticator(tb testing.TB, is *authtest.Issuer, mode middleware.DPoPMode, edit func(*middleware.Config)) *middleware.Authenticator {
+	tb.Helper()
+	return mustAuthenticator(tb, is, func(c *middleware.Config) {
+		c.DPoP = mode
+		if edit != nil {
+			edit(c)
+		}
+	})
+}
+
+// dpopRequest is a GET of target with "Authorization: <scheme> <token>"
+// and one DPoP header per proof.
+func dpopRequest(method, target, scheme, token string, proofs ...string) *http.Request {
+	r := httptest.NewRequest(method, target, nil)
+	r.Header.Set("Authorization", scheme+" "+token)
+	for _, p := range proofs {
+		r.Header.Add("DPoP", p)
+	}
+	return r
+}
+
+// bindingOf answers with the principal's binding and thumbprint.
+var bindingOf = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p, _ := principal.From(r.Context())
+	_, _ = io.WriteString(w, string(p.Binding)+" "+p.JKT)
+})
+
+func TestDPoPAccepts(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	a := dpopAuthenticator(t, is, middleware.DPoPAllowed, nil)
+	for _, alg := range []string{"ES256", "EdDSA", "RS256", "PS256"} {
+		t.Run(alg, func(t *testing.T) {
+			k := authtest.NewDPoPKey(t, alg)
+			tok := is.MintDPoP(t, "alice", k)
+			// Twice: the second request finds the token in the cache and
+			// must still bring a fresh, valid proof.
+			for i := range 2 {
+				w := httptest.NewRecorder()
+				a.Require(bindingOf).ServeHTTP(w, dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", dpopURL, tok)))
+				if want := "dpop " + k.Thumbprint(); w.Code != 200 || w.Body.String() != want {
+					t.Fatalf("request %d: %d %q, want 200 %q", i, w.Code, w.Body.String(), want)
+				}
+			}
+		})
+	}
+}
+
+func TestDPoPRefusals(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	a := dpopAuthenticator(t, is, middleware.DPoPAllowed, nil)
+	k := authtest.NewDPoPKey(t, "ES256")
+	other := authtest.NewDPoPKey(t, "ES256")
+	tok := is.MintDPoP(t, "alice", k)
+	bearerTok := is.Mint(t, "bob")
+	now := time.Now()
+	edit := func(f func(h, c map[string]any)) authtest.ProofOption { return authtest.WithProofEdit(f) }
+	proof := func(opts ...authtest.ProofOption) string { return k.Proof(t, "GET", dpopURL, tok, opts...) }
+	// A proof whose signature was made over other claims.
+	good, swap := proof(), proof(edit(func(_, c map[string]any) { c["htm"] = "POST" }))
+	gp, sp := strings.Split(good, "."), strings.Split(swap, ".")
+	spliced := gp[0] + "." + sp[1] + "." + gp[2]
+
+	for _, tc := range []struct {
+		name   string
+		r      *http.Request
+		status int
+		reason string
+	}{
+		{"typ JWT", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(h, _ map[string]any) { h["typ"] = "JWT" }))), 401, middleware.ReasonDPoPProof},
+		{"typ missing", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(h, _ map[string]any) { delete(h, "typ") }))), 401, middleware.ReasonDPoPProof},
+		{"alg none", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(h, _ map[string]any) { h["alg"] = "none" }))), 401, middleware.ReasonDPoPProof},
+		{"alg HS256", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(h, _ map[string]any) { h["alg"] = "HS256" }))), 401, middleware.ReasonDPoPProof},
+		{"alg not allowed", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(h, _ map[string]any) { h["alg"] = "ES384" }))), 401, middleware.ReasonDPoPProof},
+		{"private key in jwk", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(h, _ map[string]any) {
+			h["jwk"].(map[string]any)["d"] = "AAAA"
+		}))), 401, middleware.ReasonDPoPProof},
+		{"no jwk", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(h, _ map[string]any) { delete(h, "jwk") }))), 401, middleware.ReasonDPoPProof},
+		{"jwk of another key", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(h, _ map[string]any) { h["jwk"] = other.PublicJWK() }))), 401, middleware.ReasonDPoPProof},
+		{"bad signature", dpopRequest("GET", "/todos", "DPoP", tok, spliced), 401, middleware.ReasonDPoPProof},
+		{"crit", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(h, _ map[string]any) { h["crit"] = []string{"x"} }))), 401, middleware.ReasonDPoPProof},
+		{"htm POST on GET", dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "POST", dpopURL, tok)), 401, middleware.ReasonDPoPProof},
+		{"htm lower case", dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "get", dpopURL, tok)), 401, middleware.ReasonDPoPProof},
+		{"htu other path", dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", "http://example.com/todos/1", tok)), 401, middleware.ReasonDPoPProof},
+		{"htu other host", dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", "http://evil.example/todos", tok)), 401, middleware.ReasonDPoPProof},
+		{"htu https for http", dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", "https://example.com/todos", tok)), 401, middleware.ReasonDPoPProof},
+		{"htu other port", dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", "http://example.com:8080/todos", tok)), 401, middleware.ReasonDPoPProof},
+		{"htu with userinfo", dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", "http://u@example.com/todos", tok)), 401, middleware.ReasonDPoPProof},
+		{"htu relative", dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", "/todos", tok)), 401, middleware.ReasonDPoPProof},
+		{"htu missing", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(_, c map[string]any) { delete(c, "htu") }))), 401, middleware.ReasonDPoPProof},
+		{"iat too old", dpopRequest("GET", "/todos", "DPoP", tok, proof(authtest.WithProofTime(now.Add(-2*time.Minute)))), 401, middleware.ReasonDPoPProof},
+		{"iat too new", dpopRequest("GET", "/todos", "DPoP", tok, proof(authtest.WithProofTime(now.Add(2*time.Minute)))), 401, middleware.ReasonDPoPProof},
+		{"iat missing", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(_, c map[string]any) { delete(c, "iat") }))), 401, middleware.ReasonDPoPProof},
+		{"iat a string", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(_, c map[string]any) { c["iat"] = "now" }))), 401, middleware.ReasonDPoPProof},
+		{"jti missing", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(_, c map[string]any) { delete(c, "jti") }))), 401, middleware.ReasonDPoPProof},
+		{"ath of another token", dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", dpopURL, bearerTok)), 401, middleware.ReasonDPoPProof},
+		{"ath missing", dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", dpopURL, "")), 401, middleware.ReasonDPoPProof},
+		{"jkt mismatch", dpopRequest("GET", "/todos", "DPoP", tok, other.Proof(t, "GET", dpopURL, tok)), 401, middleware.ReasonDPoPProof},
+		{"two DPoP headers", dpopRequest("GET", "/todos", "DPoP", tok, proof(), proof()), 401, middleware.ReasonDPoPProof},
+		{"no DPoP header", dpopRequest("GET", "/todos", "DPoP", tok), 401, middleware.ReasonDPoPProof},
+		{"not a JWS", dpopRequest("GET", "/todos", "DPoP", tok, "a.b"), 401, middleware.ReasonDPoPProof},
+		{"bound token as Bearer", dpopRequest("GET", "/todos", "Bearer", tok, proof()), 401, middleware.ReasonBoundToken},
+		{"unbound token as DPoP", dpopRequest("GET", "/todos", "DPoP", bearerTok, k.Proof(t, "GET", dpopURL, bearerTok)), 401, middleware.ReasonDPoPUnbound},
+		{"DPoP scheme without token", dpopRequest("GET", "/todos", "DPoP", ""), 400, middleware.ReasonMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := do(a, tc.r)
+			if w.Code != tc.status {
+				t.Fatalf("status %d, want %d (%s)", w.Code, tc.status, w.Body)
+			}
+			if got := problem(t, w)["reason"]; got != tc.reason {
+				t.Errorf("reason %v, want %s", got, tc.reason)
+			}
+			ch := w.Header().Get("WWW-Authenticate")
+			// Allowed mode: both schemes are offered, and DPoP names its
+			// algorithms (RFC 9449 §7.1).
+			if !strings.Contains(ch, "Bearer") || !strings.Contains(ch, `DPoP `) || !strings.Contains(ch, `algs="ES256 EdDSA RS256 PS256"`) {
+				t.Errorf("WWW-Authenticate %q lacks a challenge", ch)
+			}
+			if tc.reason == middleware.ReasonDPoPProof {
+				if !strings.HasPrefix(ch, `DPoP realm="todo-api", error="invalid_dpop_proof"`) {
+					t.Errorf("WWW-Authenticate %q, want the DPoP challenge first with invalid_dpop_proof", ch)
+				}
+			}
+		})
+	}
+}
+
+// TestDPoPHTUNormalised: htu is compared after RFC 3986 normalisation,
+// without query or fragment (RFC 9449 §4.3).
+func TestDPoPHTUNormalised(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	a := dpopAuthenticator(t, is, middleware.DPoPAllowed, nil)
+	k := authtest.NewDPoPKey(t, "ES256")
+	tok := is.MintDPoP(t, "alice", k)
+	for _, tc := range []struct{ target, htu string }{
+		{"/todos", "HTTP://EXAMPLE.COM/todos"},
+		{"/todos", "http://example.com:80/todos"},
+		{"/todos", "http://example.com:/todos"},
+		{"/todos", "http://example.com/a/../todos"},
+		{"/todos", "http://example.com/./todos"},
+		{"/todos", "http://example.com/%74odos"},
+		{"/todos", "http://example.com/todos#frag"},
+		{"/todos?page=2", "http://example.com/todos"},
+		{"/todos", "http://example.com/todos?page=2"},
+		{"/a%2fb", "http://example.com/a%2Fb"},
+		{"/", "http://example.com"},
+	} {
+		w := do(a, dpopRequest("GET", tc.target, "DPoP", tok, k.Proof(t, "GET", tc.htu, tok, authtest.WithProofEdit(func(_, c map[string]any) {
+			c["htu"] = tc.htu // as written, query and fragment included
+		}))))
+		if w.Code != 200 {
+			t.Errorf("htu %q for %s: %d %s", tc.htu, tc.target, w.Code, w.Body)
+		}
+	}
+	// %2F is not "/": the paths differ.
+	w := do(a, dpopRequest("GET", "/a/b", "DPoP", tok, k.Proof(t, "GET", "http://example.com/a%2Fb", tok)))
+	if w.Code != 401 {
+		t.Errorf("htu /a%%2Fb for /a/b: %d", w.Code)
+	}
+}
+
+func TestDPoPReplay(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	a := dpopAuthenticator(t, is, middleware.DPoPRequired, nil)
+	k := authtest.NewDPoPKey(t, "EdDSA")
+	tok := is.MintDPoP(t, "alice", k)
+	p := k.Proof(t, "GET", dpopURL, tok)
+	if w := do(a, dpopRequest("GET", "/todos", "DPoP", tok, p)); w.Code != 200 {
+		t.Fatalf("first use: %d %s", w.Code, w.Body)
+	}
+	w := do(a, dpopRequest("GET", "/todos", "DPoP", tok, p))
+	if w.Code != 401 || problem(t, w)["reason"] != middleware.ReasonDPoPReplay || errorCode(w.Header().Get("WWW-Authenticate")) != "invalid_dpop_proof" {
+		t.Fatalf("replay: %d %s %q", w.Code, w.Body, w.Header().Get("WWW-Authenticate"))
+	}
+}
+
+func TestDPoPModes(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	k := authtest.NewDPoPKey(t, "ES256")
+	bound := is.MintDPoP(t, "alice", k)
+	bearerTok := is.Mint(t, "bob")
+	type want struct {
+		status int
+		reason string
+	}
+	for _, tc := range []struct {
+		mode                           middleware.DPoPMode
+		bearer, boundBearer, boundDPoP want
+		challenge                      string // of a request without a token
+	}{
+		// Today's behaviour: a bound token is refused, the DPoP scheme is
+		// an unknown scheme.
+		{middleware.DPoPDisabled, want{200, ""}, want{401, middleware.ReasonBoundToken}, want{400, middleware.ReasonMalformed}, `Bearer realm="todo-api"`},
+		{"", want{200, ""}, want{401, middleware.ReasonBoundToken}, want{400, middleware.ReasonMalformed}, `Bearer realm="todo-api"`},
+		{middleware.DPoPAllowed, want{200, ""}, want{401, middleware.ReasonBoundToken}, want{200, ""}, `Bearer realm="todo-api", DPoP realm="todo-api", algs="ES256 EdDSA RS256 PS256"`},
+		{middleware.DPoPRequired, want{401, middleware.ReasonDPoPRequired}, want{401, middleware.ReasonBoundToken}, want{200, ""}, `DPoP realm="todo-api", algs="ES256 EdDSA RS256 PS256"`},
+	} {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			a := dpopAuthenticator(t, is, tc.mode, nil)
+			check := func(name string, r *http.Request, w want) {
+				t.Helper()
+				got := do(a, r)
+				if got.Code != w.status {
+					t.Errorf("%s: %d, want %d (%s)", name, got.Code, w.status, got.Body)
+				} else if w.reason != "" && problem(t, got)["reason"] != w.reason {
+					t.Errorf("%s: %s, want reason %s", name, got.Body, w.reason)
+				}
+			}
+			check("bearer token", bearerRequest(bearerTok), tc.bearer)
+			check("bound token as Bearer", bearerRequest(bound), tc.boundBearer)
+			check("bound token with DPoP", dpopRequest("GET", "/todos", "DPoP", bound, k.Proof(t, "GET", dpopURL, bound)), tc.boundDPoP)
+			w := do(a, httptest.NewRequest("GET", "/todos", nil))
+			if ch := w.Header().Get("WWW-Authenticate"); w.Code != 401 || ch != tc.challenge {
+				t.Errorf("no token: %d %q, want 401 %q", w.Code, ch, tc.challenge)
+			}
+		})
+	}
+	// Required: a bearer token's refusal is an invalid_token on the DPoP
+	// challenge.
+	a := dpopAuthenticator(t, is, middleware.DPoPRequired, nil)
+	w := do(a, bearerRequest(bearerTok))
+	if ch := w.Header().Get("WWW-Authenticate"); !strings.HasPrefix(ch, `DPoP realm="todo-api", error="invalid_token"`) || strings.Contains(ch, "Bearer") {
+		t.Errorf("required, bearer token: %q", ch)
+	}
+}
+
+// TestDPoPBaseURL: behind a proxy, htu names the external URL.
+func TestDPoPBaseURL(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	a := dpopAuthenticator(t, is, middleware.DPoPAllowed, func(c *middleware.Config) { c.DPoPBaseURL = "https://API.example.com:443/v1/" })
+	k := authtest.NewDPoPKey(t, "ES256")
+	tok := is.MintDPoP(t, "alice", k)
+	if w := do(a, dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", "https://api.example.com/v1/todos", tok))); w.Code != 200 {
+		t.Errorf("external URL: %d %s", w.Code, w.Body)
+	}
+	if w := do(a, dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", dpopURL, tok))); w.Code != 401 {
+		t.Errorf("internal URL: %d, want 401", w.Code)
+	}
+}
+
+func TestDPoPConfig(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	for name, edit := range map[string]func(*middleware.Config){
+		"unknown mode":      func(c *middleware.Config) { c.DPoP = "sometimes" },
+		"HS256 proofs":      func(c *middleware.Config) { c.DPoP, c.DPoPAlgorithms = middleware.DPoPAllowed, []string{"HS256"} },
+		"none proofs":       func(c *middleware.Config) { c.DPoP, c.DPoPAlgorithms = middleware.DPoPAllowed, []string{"none"} },
+		"negative window":   func(c *middleware.Config) { c.DPoP, c.DPoPProofWindow = middleware.DPoPAllowed, -time.Second },
+		"negative slots":    func(c *middleware.Config) { c.DPoP, c.DPoPReplaySlots = middleware.DPoPAllowed, -1 },
+		"base URL not http": func(c *middleware.Config) { c.DPoP, c.DPoPBaseURL = middleware.DPoPAllowed, "ftp://x.example" },
+		"base URL w/ query": func(c *middleware.Config) { c.DPoP, c.DPoPBaseURL = middleware.DPoPAllowed, "https://x.example/?a" },
+		"base URL userinfo": func(c *middleware.Config) { c.DPoP, c.DPoPBaseURL = middleware.DPoPAllowed, "https://u@x.example/" },
+	} {
+		cfg := middleware.Config{Issuer: is.URL, Audiences: []string{authtest.Audience}}
+		edit(&cfg)
+		if _, err := middleware.New(t.Context(), cfg); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	for _, s := range []string{"", "disabled", "Allowed", " required "} {
+		if _, err := middleware.ParseDPoPMode(s); err != nil {
+			t.Errorf("ParseDPoPMode(%q): %v", s, err)
+		}
+	}
+	if _, err := middleware.ParseDPoPMode("on"); err == nil {
+		t.Error(`ParseDPoPMode("on") accepted`)
+	}
+}
+
+// TestDPoPCacheHitAllocations: with DPoP allowed, a bearer token's cache
+// hit allocates no more than with DPoP off.
+func TestDPoPCacheHitAllocations(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	a := dpopAuthenticator(t, is, middleware.DPoPAllowed, nil)
+	h := a.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	r := bearerRequest(is.Mint(t, "alice"))
+	w := &discardWriter{h: http.Header{}}
+	h.ServeHTTP(w, r)
+	if w.status != http.StatusNoContent {
+		t.Fatalf("priming request: %d", w.status)
+	}
+	if allocs := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); allocs > 2 {
+		t.Errorf("a bearer cache hit with DPoP allowed allocates %v times, want at most 2", allocs)
+	}
+}
