@@ -270,10 +270,14 @@ func (v *dpopVerifier) verifyProof(proof, method, htu, token string, now time.Ti
 	if w := v.window.Seconds(); *c.IAT < nowS-w || *c.IAT > nowS+w {
 		return "", none, dpopErr("DPoP proof iat is outside the accepted window", nil)
 	}
-	sum := sha256.Sum256([]byte(token))
-	ath := base64.RawURLEncoding.EncodeToString(sum[:])
-	if c.ATH == nil || subtle.ConstantTimeCompare([]byte(*c.ATH), []byte(ath)) != 1 {
-		return "", none, dpopErr("DPoP proof ath does not match the access token", nil)
+	// The middleware always has a token; "" is a token request's proof
+	// (RFC 9449 §4.2), for the RFC's own example.
+	if token != "" {
+		sum := sha256.Sum256([]byte(token))
+		ath := base64.RawURLEncoding.EncodeToString(sum[:])
+		if c.ATH == nil || subtle.ConstantTimeCompare([]byte(*c.ATH), []byte(ath)) != 1 {
+			return "", none, dpopErr("DPoP proof ath does not match the access token", nil)
+		}
 	}
 	return jkt, proofClaims{jti: *c.JTI, iat: *c.IAT}, nil
 }
@@ -395,6 +399,12 @@ func normalizeHTU(s string) (string, error) {
 	}
 	if host == "" {
 		return "", errors.New("htu has no host")
+	}
+	if bracketed := host[0] == '['; bracketed != (host[len(host)-1] == ']') ||
+		strings.ContainsAny(strings.Trim(host, "[]"), "[]") || !bracketed && strings.Contains(host, ":") {
+		// A colon belongs in an IP literal, in brackets, or before the
+		// port: anything else is no host.
+		return "", errors.New("htu host is malformed")
 	}
 	if port != "" {
 		n, err := strconv.ParseUint(port, 10, 16)

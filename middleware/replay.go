@@ -10,9 +10,9 @@ import (
 // longer be accepted anyway (iat plus the proof window), so that a proof is
 // used once (RFC 9449 §11.1). Its memory is fixed when it is made: slots
 // entries of 16 bytes (a 64-bit keyed hash of the key's thumbprint and the
-// jti, and an expiry), in buckets of 8; each jti may live in either of two
-// buckets ("two choices"), which keeps the table usable up to nearly every
-// slot being taken.
+// jti, and an expiry), in buckets of 32; each jti may live in either of two
+// buckets ("two choices", the emptier one taking it), which keeps the
+// table usable until about nine in ten slots are live (TestReplayCacheBound).
 //
 // When both buckets of a new jti are full of live entries, the proof is
 // refused (503, ReasonDPoPReplayFull), never let through by forgetting an
@@ -33,7 +33,7 @@ type replayCache struct {
 	buckets []replayBucket
 }
 
-const replayBucketSlots = 8
+const replayBucketSlots = 32
 
 type replayBucket struct {
 	hash [replayBucketSlots]uint64
