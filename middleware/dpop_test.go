@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
@@ -299,5 +301,75 @@ func TestDPoPCacheHitAllocations(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); allocs > 2 {
 		t.Errorf("a bearer cache hit with DPoP allowed allocates %v times, want at most 2", allocs)
+	}
+}
+
+// TestDPoPScopeChallenge: a 403 to a DPoP request is on the DPoP challenge.
+func TestDPoPScopeChallenge(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	a := dpopAuthenticator(t, is, middleware.DPoPAllowed, nil)
+	k := authtest.NewDPoPKey(t, "ES256")
+	tok := is.MintDPoP(t, "alice", k)
+	w := httptest.NewRecorder()
+	a.Require(a.RequireScopes("admin")(echoSubject)).ServeHTTP(w, dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", dpopURL, tok)))
+	ch := w.Header().Get("WWW-Authenticate")
+	if w.Code != 403 || !strings.HasPrefix(ch, `DPoP realm="todo-api", error="insufficient_scope"`) || !strings.HasSuffix(ch, `, Bearer realm="todo-api"`) {
+		t.Fatalf("%d %q", w.Code, ch)
+	}
+}
+
+// TestDPoPChallengeResourceMetadata: both challenges keep resource_metadata
+// (RFC 9728 §5.1).
+func TestDPoPChallengeResourceMetadata(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	a := dpopAuthenticator(t, is, middleware.DPoPAllowed, func(c *middleware.Config) {
+		c.ResourceMetadata = &middleware.ResourceMetadata{Resource: "https://api.example.com"}
+	})
+	k := authtest.NewDPoPKey(t, "ES256")
+	tok := is.MintDPoP(t, "alice", k)
+	w := do(a, dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "POST", dpopURL, tok)))
+	const rm = `resource_metadata="https://api.example.com/.well-known/oauth-protected-resource"`
+	want := `DPoP realm="todo-api", error="invalid_dpop_proof", error_description="DPoP proof htm does not match the request method", algs="ES256 EdDSA RS256 PS256", ` + rm + `, Bearer realm="todo-api", ` + rm
+	if ch := w.Header().Get("WWW-Authenticate"); w.Code != 401 || ch != want {
+		t.Fatalf("%d\n got %s\nwant %s", w.Code, ch, want)
+	}
+}
+
+// TestDPoPIntrospected: an introspection answer with cnf.jkt (RFC 9449
+// §6.2) is a DPoP-bound token; any other cnf is still refused.
+func TestDPoPIntrospected(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	is.EnableIntrospection()
+	md, endpoint := discoverIntrospection(t, is)
+	a := mustAuthenticator(t, is, func(c *middleware.Config) {
+		c.Mode = middleware.ModeIntrospection
+		c.Introspector = &introspection.Client{Endpoint: endpoint, ClientID: authtest.IntrospectionClientID,
+			ClientSecret: authtest.IntrospectionClientSecret, Timeout: time.Second, Logger: quiet()}
+		c.Metadata = md
+		c.DPoP = middleware.DPoPAllowed
+	})
+	k := authtest.NewDPoPKey(t, "ES256")
+	tok := is.OpaqueToken("alice", func(c jwt.MapClaims) {
+		c["cnf"] = map[string]any{"jkt": k.Thumbprint()}
+		c["token_type"] = "DPoP"
+	})
+	for i := range 2 { // verified, then from the cache
+		w := httptest.NewRecorder()
+		a.Require(bindingOf).ServeHTTP(w, dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", dpopURL, tok)))
+		if w.Code != 200 || w.Body.String() != "dpop "+k.Thumbprint() {
+			t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+		}
+	}
+	if w := do(a, bearerRequest(tok)); w.Code != 401 || problem(t, w)["reason"] != middleware.ReasonBoundToken {
+		t.Errorf("bound opaque token as Bearer: %d %s", w.Code, w.Body)
+	}
+	// cnf.jkt with token_type Bearer: the server contradicts itself.
+	odd := is.OpaqueToken("carol", func(c jwt.MapClaims) { c["cnf"] = map[string]any{"jkt": k.Thumbprint()} })
+	if w := do(a, dpopRequest("GET", "/todos", "DPoP", odd, k.Proof(t, "GET", dpopURL, odd))); w.Code != 401 || problem(t, w)["reason"] != middleware.ReasonBoundToken {
+		t.Errorf("cnf.jkt with token_type Bearer: %d %s", w.Code, w.Body)
+	}
+	mtls := is.OpaqueToken("bob", func(c jwt.MapClaims) { c["cnf"] = map[string]any{"x5t#S256": "abc"} })
+	if w := do(a, dpopRequest("GET", "/todos", "DPoP", mtls, k.Proof(t, "GET", dpopURL, mtls))); w.Code != 401 || problem(t, w)["reason"] != middleware.ReasonBoundToken {
+		t.Errorf("mTLS-bound token: %d %s", w.Code, w.Body)
 	}
 }
