@@ -83,11 +83,13 @@ func DefaultDPoPAlgorithms() []string { return slices.Clone(defaultDPoPAlgorithm
 const DPoPHeader = "DPoP"
 
 var (
-	errDPoPMissing   = dpopErr("request has no DPoP proof", nil)
-	errDPoPTwo       = dpopErr("request has more than one DPoP proof", nil)
-	errDPoPUnbound   = newErr(ErrInvalidToken, ReasonDPoPUnbound, "token is not DPoP-bound; send it with the Bearer scheme", nil)
-	errDPoPRequired  = newErr(ErrInvalidToken, ReasonDPoPRequired, "a DPoP-bound token and proof are required", nil)
-	errDPoPMismatch  = dpopErr("DPoP proof key does not match the token's binding", nil)
+	errDPoPMissing  = dpopErr("request has no DPoP proof", nil)
+	errDPoPTwo      = dpopErr("request has more than one DPoP proof", nil)
+	errDPoPUnbound  = newErr(ErrInvalidToken, ReasonDPoPUnbound, "token is not DPoP-bound; send it with the Bearer scheme", nil)
+	errDPoPRequired = newErr(ErrInvalidToken, ReasonDPoPRequired, "a DPoP-bound token and proof are required", nil)
+	// RFC 9449 §7.1's own example answers a failed key binding with
+	// invalid_token: the token is not this key's.
+	errDPoPMismatch  = newErr(ErrInvalidToken, ReasonDPoPKeyBinding, "invalid DPoP key binding", nil)
 	errDPoPReplay    = newErr(ErrDPoPProof, ReasonDPoPReplay, "DPoP proof was used before", nil)
 	errDPoPFull      = newErr(ErrUnavailable, ReasonDPoPReplayFull, "too many DPoP proofs at once; retry", nil)
 	errDPoPBadBoundT = newErr(ErrInvalidToken, ReasonBoundToken, "token is bound to a key; sender-constrained tokens are not accepted", nil)

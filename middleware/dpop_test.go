@@ -115,7 +115,7 @@ func TestDPoPRefusals(t *testing.T) {
 		{"jti missing", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(_, c map[string]any) { delete(c, "jti") }))), 401, middleware.ReasonDPoPProof},
 		{"ath of another token", dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", dpopURL, bearerTok)), 401, middleware.ReasonDPoPProof},
 		{"ath missing", dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", dpopURL, "")), 401, middleware.ReasonDPoPProof},
-		{"jkt mismatch", dpopRequest("GET", "/todos", "DPoP", tok, other.Proof(t, "GET", dpopURL, tok)), 401, middleware.ReasonDPoPProof},
+		{"jkt mismatch", dpopRequest("GET", "/todos", "DPoP", tok, other.Proof(t, "GET", dpopURL, tok)), 401, middleware.ReasonDPoPKeyBinding},
 		{"two DPoP headers", dpopRequest("GET", "/todos", "DPoP", tok, proof(), proof()), 401, middleware.ReasonDPoPProof},
 		{"no DPoP header", dpopRequest("GET", "/todos", "DPoP", tok), 401, middleware.ReasonDPoPProof},
 		{"not a JWS", dpopRequest("GET", "/todos", "DPoP", tok, "a.b"), 401, middleware.ReasonDPoPProof},
@@ -137,9 +137,16 @@ func TestDPoPRefusals(t *testing.T) {
 			if !strings.Contains(ch, "Bearer") || !strings.Contains(ch, `DPoP `) || !strings.Contains(ch, `algs="ES256 EdDSA RS256 PS256"`) {
 				t.Errorf("WWW-Authenticate %q lacks a challenge", ch)
 			}
-			if tc.reason == middleware.ReasonDPoPProof {
+			switch tc.reason {
+			case middleware.ReasonDPoPProof:
 				if !strings.HasPrefix(ch, `DPoP realm="todo-api", error="invalid_dpop_proof"`) {
 					t.Errorf("WWW-Authenticate %q, want the DPoP challenge first with invalid_dpop_proof", ch)
+				}
+			case middleware.ReasonDPoPKeyBinding, middleware.ReasonDPoPUnbound:
+				// RFC 9449 §7.1's example: a failed key binding is an
+				// invalid token, on the DPoP challenge.
+				if !strings.HasPrefix(ch, `DPoP realm="todo-api", error="invalid_token"`) {
+					t.Errorf("WWW-Authenticate %q, want the DPoP challenge first with invalid_token", ch)
 				}
 			}
 		})

@@ -73,6 +73,10 @@ const (
 	// ReasonDPoPReplayFull: the replay cache was full of live entries, so
 	// the proof could not be recorded and was refused (503).
 	ReasonDPoPReplayFull = "dpop_replay_cache_full"
+	// ReasonDPoPKeyBinding: the DPoP proof is valid, but made with another
+	// key than the token's cnf.jkt names (401 invalid_token, as RFC 9449
+	// §7.1's example answers it).
+	ReasonDPoPKeyBinding = "dpop_key_binding"
 	// ReasonDPoPUnbound: a token without cnf.jkt came with the DPoP scheme.
 	ReasonDPoPUnbound = "dpop_unbound_token"
 	// ReasonDPoPRequired: with Config.DPoP DPoPRequired, the request
