@@ -69,8 +69,10 @@ const (
 	// maxJTIBytes bounds the jti; RFC 9449 §11.1 suggests 96 bits of
 	// randomness, about 16 characters.
 	maxJTIBytes = 256
-	// minRSABits: smaller RSA keys are refused (RFC 7518 §3.3).
+	// minRSABits: smaller RSA keys are refused (RFC 7518 §3.3); maxRSABits
+	// bounds the work a proof's key can cause.
 	minRSABits = 2048
+	maxRSABits = 8192
 )
 
 var defaultDPoPAlgorithms = []string{"ES256", "EdDSA", "RS256", "PS256"}
@@ -366,7 +368,7 @@ func keySuitsAlg(key any, alg string) bool {
 	case ed25519.PublicKey:
 		return alg == "EdDSA"
 	case *rsa.PublicKey:
-		return (strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")) && k.N.BitLen() >= minRSABits
+		return (strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")) && k.N.BitLen() >= minRSABits && k.N.BitLen() <= maxRSABits
 	}
 	return false
 }

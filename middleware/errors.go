@@ -175,6 +175,8 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 // Challenge returns the status and the WWW-Authenticate value ("" for
 // none) that WriteError would send for err, for an ErrorHandler that
 // writes a body of its own. A 503 also needs Retry-After (RetryAfter).
+// With Config.DPoP DPoPAllowed the value holds two challenges, Bearer
+// and DPoP, separated by a comma (RFC 9110 §11.6.1).
 func Challenge(err error) (status int, wwwAuthenticate string) {
 	return challengeOf(asAuthError(err))
 }
