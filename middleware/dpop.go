@@ -91,10 +91,10 @@ var (
 	errDPoPRequired = newErr(ErrInvalidToken, ReasonDPoPRequired, "a DPoP-bound token and proof are required", nil)
 	// RFC 9449 §7.1's own example answers a failed key binding with
 	// invalid_token: the token is not this key's.
-	errDPoPMismatch  = newErr(ErrInvalidToken, ReasonDPoPKeyBinding, "invalid DPoP key binding", nil)
-	errDPoPReplay    = newErr(ErrDPoPProof, ReasonDPoPReplay, "DPoP proof was used before", nil)
-	errDPoPFull      = newErr(ErrUnavailable, ReasonDPoPReplayFull, "too many DPoP proofs at once; retry", nil)
-	errDPoPBadBoundT = newErr(ErrInvalidToken, ReasonBoundToken, "token is bound to a key; sender-constrained tokens are not accepted", nil)
+	errDPoPMismatch = newErr(ErrInvalidToken, ReasonDPoPKeyBinding, "invalid DPoP key binding", nil)
+	errDPoPReplay   = newErr(ErrDPoPProof, ReasonDPoPReplay, "DPoP proof was used before", nil)
+	errDPoPFull     = newErr(ErrUnavailable, ReasonDPoPReplayFull, "too many DPoP proofs at once; retry", nil)
+	errBoundToken   = newErr(ErrInvalidToken, ReasonBoundToken, "token is bound to a key; sender-constrained tokens are not accepted", nil)
 )
 
 func dpopErr(desc string, cause error) *authError {

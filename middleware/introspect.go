@@ -68,7 +68,7 @@ func (v *introspectVerifier) verify(ctx context.Context, token string) (principa
 			jkt, ok = dpopJKT(resp.Claims)
 		}
 		if !ok {
-			return principal.Principal{}, time.Time{}, errDPoPBadBoundT
+			return principal.Principal{}, time.Time{}, errBoundToken
 		}
 	}
 	now := v.cfg.Now()

@@ -472,7 +472,7 @@ func principalOf(claims *strictClaims, cfg *Config) (principal.Principal, error)
 			jkt, ok = dpopJKT(claims.all)
 		}
 		if !ok {
-			return principal.Principal{}, errDPoPBadBoundT
+			return principal.Principal{}, errBoundToken
 		}
 	}
 	if claims.sub == "" {

@@ -186,7 +186,7 @@ func (a *Authenticator) checkBinding(r *http.Request, p principal.Principal, tok
 	case p.JKT == "":
 		err = errDPoPRequired
 	case !dpop:
-		err = errDPoPBadBoundT
+		err = errBoundToken
 	default:
 		err = a.checkProof(r, p, token, now)
 	}
