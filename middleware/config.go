@@ -188,6 +188,17 @@ type Config struct {
 	// When it is full of live entries new proofs are refused with 503
 	// until entries expire. Negative values are refused.
 	DPoPReplaySlots int
+	// DPoPNonceKeys, when set, make server nonces (RFC 9449 §9)
+	// mandatory: every proof must carry a nonce this server issued (in the
+	// DPoP-Nonce header of a 401 use_dpop_nonce, and of every answer of
+	// Require to a DPoP request). Nonces are MACed with the first key and
+	// checked with all, so replicas share the keys and a new key goes
+	// first while the old one stays for a lifetime. Each at least 32
+	// bytes. Default none: no nonces.
+	DPoPNonceKeys [][]byte
+	// DPoPNonceLifetime is how long a nonce is accepted; default 5
+	// minutes. A new one is handed out every half lifetime.
+	DPoPNonceLifetime time.Duration
 
 	// CookieNames are the cookies a token is read from when there is no
 	// Authorization header, first present wins, for browser front ends
@@ -366,6 +377,9 @@ func (c *Config) setDefaults() {
 	if c.DPoPReplaySlots == 0 {
 		c.DPoPReplaySlots = DefaultDPoPReplaySlots
 	}
+	if c.DPoPNonceLifetime == 0 {
+		c.DPoPNonceLifetime = DefaultDPoPNonceLifetime
+	}
 }
 
 // validate reports every problem of a defaulted Config at once.
@@ -491,6 +505,15 @@ func (c *Config) dpopProblems() []error {
 		if !slices.Contains(asymmetricAlgorithms, alg) {
 			errs = append(errs, fmt.Errorf("middleware: DPoPAlgorithms: %q is not an asymmetric JWS algorithm (known: %s)", alg, strings.Join(asymmetricAlgorithms, ", ")))
 		}
+	}
+	for _, k := range c.DPoPNonceKeys {
+		if len(k) < 32 {
+			errs = append(errs, errors.New("middleware: DPoPNonceKeys: each key must be at least 32 bytes"))
+			break
+		}
+	}
+	if c.DPoPNonceLifetime < 2*time.Second {
+		errs = append(errs, errors.New("middleware: DPoPNonceLifetime must be at least 2s (0 means the default)"))
 	}
 	if c.DPoPBaseURL != "" {
 		if _, err := parseBaseURL(c.DPoPBaseURL); err != nil {

@@ -87,6 +87,7 @@ const DPoPHeader = "DPoP"
 var (
 	errDPoPMissing  = dpopErr("request has no DPoP proof", nil)
 	errDPoPTwo      = dpopErr("request has more than one DPoP proof", nil)
+	errDPoPNonce    = newErr(ErrDPoPProof, ReasonDPoPNonce, "DPoP proof needs a nonce from this server", nil)
 	errDPoPUnbound  = newErr(ErrInvalidToken, ReasonDPoPUnbound, "token is not DPoP-bound; send it with the Bearer scheme", nil)
 	errDPoPRequired = newErr(ErrInvalidToken, ReasonDPoPRequired, "a DPoP-bound token and proof are required", nil)
 	// RFC 9449 §7.1's own example answers a failed key binding with
@@ -124,6 +125,7 @@ type dpopVerifier struct {
 	window  time.Duration
 	base    *baseURL // nil: the request's own scheme and Host
 	replay  *replayCache
+	nonces  *nonceSource // nil: no server nonces
 }
 
 type baseURL struct {
@@ -140,6 +142,9 @@ func newDPoPVerifier(cfg *Config) *dpopVerifier {
 	}
 	if cfg.DPoPBaseURL != "" {
 		v.base, _ = parseBaseURL(cfg.DPoPBaseURL) // validated
+	}
+	if len(cfg.DPoPNonceKeys) > 0 {
+		v.nonces = &nonceSource{keys: cfg.DPoPNonceKeys, lifetime: cfg.DPoPNonceLifetime}
 	}
 	return v
 }
@@ -241,11 +246,12 @@ func (v *dpopVerifier) verifyProof(proof, method, htu, token string, now time.Ti
 		return "", none, dpopErr("DPoP proof claims are malformed", err)
 	}
 	var c struct {
-		JTI *string  `json:"jti"`
-		HTM *string  `json:"htm"`
-		HTU *string  `json:"htu"`
-		IAT *float64 `json:"iat"`
-		ATH *string  `json:"ath"`
+		Nonce *string  `json:"nonce"`
+		JTI   *string  `json:"jti"`
+		HTM   *string  `json:"htm"`
+		HTU   *string  `json:"htu"`
+		IAT   *float64 `json:"iat"`
+		ATH   *string  `json:"ath"`
 	}
 	if err := json.Unmarshal(pb, &c); err != nil {
 		return "", none, dpopErr("DPoP proof claims are malformed", err)
@@ -282,6 +288,11 @@ func (v *dpopVerifier) verifyProof(proof, method, htu, token string, now time.Ti
 		if c.ATH == nil || subtle.ConstantTimeCompare([]byte(*c.ATH), []byte(ath)) != 1 {
 			return "", none, dpopErr("DPoP proof ath does not match the access token", nil)
 		}
+	}
+	// The nonce last: a client told to use one learns nothing else is
+	// wrong with its proof (RFC 9449 §9).
+	if v.nonces != nil && (c.Nonce == nil || !v.nonces.valid(*c.Nonce, now)) {
+		return "", none, errDPoPNonce
 	}
 	return jkt, proofClaims{jti: *c.JTI, iat: *c.IAT}, nil
 }

@@ -202,3 +202,20 @@ func FuzzNormalizeHTU(f *testing.F) {
 		}
 	})
 }
+
+func TestNonceWindow(t *testing.T) {
+	n := &nonceSource{keys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}, lifetime: 4 * time.Minute}
+	now := time.Unix(1_699_999_920, 0) // the start of a two-minute slot
+	nonce := n.current(now)
+	if n.current(now.Add(time.Minute)) != nonce || n.current(now.Add(2*time.Minute)) == nonce {
+		t.Error("a new nonce is not handed out every half lifetime")
+	}
+	for d, want := range map[time.Duration]bool{
+		0: true, 4 * time.Minute: true, 4*time.Minute + time.Second: false,
+		-2 * time.Minute: true, -2*time.Minute - time.Second: false, // a replica's clock behind
+	} {
+		if got := n.valid(nonce, now.Add(d)); got != want {
+			t.Errorf("valid at %v: %v, want %v", d, got, want)
+		}
+	}
+}

@@ -380,3 +380,62 @@ func TestDPoPIntrospected(t *testing.T) {
 		t.Errorf("mTLS-bound token: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestDPoPNonce: with DPoPNonceKeys, a proof without a valid server nonce
+// is answered use_dpop_nonce with one in DPoP-Nonce (RFC 9449 §9); nonces
+// expire, cannot be forged, and survive a key rotation across replicas.
+func TestDPoPNonce(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	k1, k2 := []byte(strings.Repeat("1", 32)), []byte(strings.Repeat("2", 32))
+	now := time.Now()
+	clock := func() time.Time { return now }
+	withKeys := func(keys ...[]byte) func(*middleware.Config) {
+		return func(c *middleware.Config) { c.DPoPNonceKeys, c.DPoPNonceLifetime, c.Now = keys, time.Minute, clock }
+	}
+	a := dpopAuthenticator(t, is, middleware.DPoPRequired, withKeys(k1))
+	key := authtest.NewDPoPKey(t, "ES256")
+	tok := is.MintDPoP(t, "alice", key)
+	send := func(a *middleware.Authenticator, opts ...authtest.ProofOption) *httptest.ResponseRecorder {
+		opts = append([]authtest.ProofOption{authtest.WithProofTime(now)}, opts...)
+		return do(a, dpopRequest("GET", "/todos", "DPoP", tok, key.Proof(t, "GET", dpopURL, tok, opts...)))
+	}
+	useNonce := func(name string, w *httptest.ResponseRecorder) {
+		t.Helper()
+		if w.Code != 401 || errorCode(w.Header().Get("WWW-Authenticate")) != "use_dpop_nonce" || w.Header().Get("DPoP-Nonce") == "" ||
+			problem(t, w)["reason"] != middleware.ReasonDPoPNonce {
+			t.Errorf("%s: %d %q nonce %q", name, w.Code, w.Header().Get("WWW-Authenticate"), w.Header().Get("DPoP-Nonce"))
+		}
+	}
+	w := send(a)
+	useNonce("no nonce", w)
+	nonce := w.Header().Get("DPoP-Nonce")
+	if nonce != a.DPoPNonce() {
+		t.Errorf("DPoP-Nonce %q, DPoPNonce() %q", nonce, a.DPoPNonce())
+	}
+	if w := send(a, authtest.WithProofNonce(nonce)); w.Code != 200 || w.Header().Get("DPoP-Nonce") == "" {
+		t.Fatalf("with the nonce: %d %s, DPoP-Nonce %q", w.Code, w.Body, w.Header().Get("DPoP-Nonce"))
+	}
+	forged := []byte(nonce)
+	forged[len(forged)-2] ^= 1
+	useNonce("forged nonce", send(a, authtest.WithProofNonce(string(forged))))
+	useNonce("not a nonce", send(a, authtest.WithProofNonce("abc")))
+	// A replica with a new key first and the old one second accepts it;
+	// one with the new key alone does not.
+	useNonce("other key", send(dpopAuthenticator(t, is, middleware.DPoPRequired, withKeys(k2)), authtest.WithProofNonce(nonce)))
+	if w := send(dpopAuthenticator(t, is, middleware.DPoPRequired, withKeys(k2, k1)), authtest.WithProofNonce(nonce)); w.Code != 200 {
+		t.Errorf("rotated replica: %d %s", w.Code, w.Body)
+	}
+	// Past its lifetime the nonce is refused.
+	now = now.Add(90 * time.Second)
+	useNonce("expired nonce", send(a, authtest.WithProofNonce(nonce)))
+	for name, edit := range map[string]func(*middleware.Config){
+		"short key":      func(c *middleware.Config) { c.DPoPNonceKeys = [][]byte{[]byte("short")} },
+		"short lifetime": func(c *middleware.Config) { c.DPoPNonceKeys, c.DPoPNonceLifetime = [][]byte{k1}, time.Second },
+	} {
+		cfg := middleware.Config{Issuer: is.URL, Audiences: []string{authtest.Audience}, DPoP: middleware.DPoPAllowed}
+		edit(&cfg)
+		if _, err := middleware.New(t.Context(), cfg); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}

@@ -68,6 +68,9 @@ const (
 	ReasonStepUp = "insufficient_user_authentication"
 	// ReasonDPoPProof: the DPoP proof failed a check of RFC 9449 §4.3.
 	ReasonDPoPProof = "invalid_dpop_proof"
+	// ReasonDPoPNonce: the DPoP proof lacks a valid server nonce (401
+	// use_dpop_nonce, with a new one in the DPoP-Nonce header).
+	ReasonDPoPNonce = "use_dpop_nonce"
 	// ReasonDPoPReplay: the DPoP proof's jti was seen before.
 	ReasonDPoPReplay = "dpop_replay"
 	// ReasonDPoPReplayFull: the replay cache was full of live entries, so
@@ -102,8 +105,10 @@ type authError struct {
 	dpopMode   DPoPMode
 	dpopAlgs   string
 	dpopScheme bool
-	scopes     []string // for ErrScope: the scopes the route needs
-	stepUp     *StepUp  // for ErrStepUp: what the route requires
+	// dpopNonce, when set, goes in the DPoP-Nonce header of the answer.
+	dpopNonce string
+	scopes    []string // for ErrScope: the scopes the route needs
+	stepUp    *StepUp  // for ErrStepUp: what the route requires
 }
 
 func (e *authError) Error() string {
@@ -235,7 +240,11 @@ func challengeOf(ae *authError) (int, string) {
 	case ErrUnavailable:
 		return http.StatusServiceUnavailable, ""
 	case ErrDPoPProof:
-		return http.StatusUnauthorized, bearer(ae, "error", "invalid_dpop_proof", "error_description", ae.desc)
+		code := "invalid_dpop_proof"
+		if ae.reason == ReasonDPoPNonce {
+			code = "use_dpop_nonce"
+		}
+		return http.StatusUnauthorized, bearer(ae, "error", code, "error_description", ae.desc)
 	}
 	return http.StatusUnauthorized, bearer(ae, "error", "invalid_token", "error_description", ae.desc)
 }
@@ -247,6 +256,9 @@ func (a *Authenticator) stamp(ae *authError) {
 	ae.resourceMetadata = a.ResourceMetadataURL()
 	if a.dpop != nil {
 		ae.dpopMode, ae.dpopAlgs = a.cfg.DPoP, a.dpop.algsStr
+		if ae.reason == ReasonDPoPNonce {
+			ae.dpopNonce = a.DPoPNonce()
+		}
 	}
 }
 
@@ -257,6 +269,9 @@ func writeAuthError(w http.ResponseWriter, ae *authError) {
 	}
 	if challenge != "" {
 		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	if ae.dpopNonce != "" {
+		w.Header().Set(DPoPNonceHeader, ae.dpopNonce)
 	}
 	// Authentication answers depend on credentials: never cache them.
 	w.Header().Set("Cache-Control", "no-store")

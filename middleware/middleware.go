@@ -245,6 +245,10 @@ func (a *Authenticator) Require(next http.Handler) http.Handler {
 			a.WriteError(w, r, err)
 			return
 		}
+		if p.Binding == principal.BindingDPoP && a.dpop.nonces != nil {
+			// The nonce for the next proof (RFC 9449 §8.2).
+			w.Header().Set(DPoPNonceHeader, a.DPoPNonce())
+		}
 		next.ServeHTTP(w, r.WithContext(principal.With(r.Context(), p)))
 	})
 }

@@ -136,3 +136,9 @@ func (k *DPoPKey) Proof(tb TB, method, url, token string, opts ...ProofOption) s
 	}
 	return s
 }
+
+// WithProofNonce sets the proof's nonce, one the server sent in its
+// DPoP-Nonce header (RFC 9449 §8).
+func WithProofNonce(nonce string) ProofOption {
+	return func(_, c map[string]any) { c["nonce"] = nonce }
+}
