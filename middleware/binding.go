@@ -4,10 +4,11 @@ import "strings"
 
 // A sender-constrained token is bound to a key that its holder must prove
 // it has on every request: RFC 9449 DPoP (cnf.jkt, token_type DPoP), RFC
-// 8705 mutual TLS (cnf.x5t#S256), RFC 9201 PoP. This middleware does not
-// check such proofs yet. Accepting a bound token as a plain bearer token
-// would make a stolen one replayable here, which is the very thing binding
-// prevents, so bound tokens are refused with ReasonBoundToken.
+// 8705 mutual TLS (cnf.x5t#S256), RFC 9201 PoP. Accepting a bound token as
+// a plain bearer token would make a stolen one replayable here, which is
+// the very thing binding prevents, so bound tokens are refused with
+// ReasonBoundToken, except DPoP-bound ones (cnf.jkt alone) when Config.DPoP
+// allows them: those need a proof on every request (dpop.go).
 
 // isBound reports whether claims, from a JWT or an introspection answer,
 // carry an RFC 7800 confirmation. Any cnf member counts, whatever its value:

@@ -163,6 +163,43 @@ type Config struct {
 	// values are refused.
 	MaxTokenBytes int
 
+	// DPoP says whether tokens bound to a key by RFC 9449 DPoP are
+	// accepted: DPoPDisabled (the default; every token with cnf is
+	// refused), DPoPAllowed (bearer tokens with the Bearer scheme and
+	// DPoP-bound tokens with the DPoP scheme and a proof) or DPoPRequired
+	// (DPoP-bound tokens and proofs only). See the README's DPoP section.
+	DPoP DPoPMode
+	// DPoPAlgorithms are the JWS algorithms accepted for DPoP proofs;
+	// default DefaultDPoPAlgorithms() (ES256, EdDSA, RS256, PS256).
+	// Asymmetric algorithms only. Sent in the challenge's algs parameter.
+	DPoPAlgorithms []string
+	// DPoPProofWindow is how far a proof's iat may be from now, in the past
+	// or the future; default 60s. A jti is remembered for as long as its
+	// proof could be accepted. Negative values are refused.
+	DPoPProofWindow time.Duration
+	// DPoPBaseURL is the external URL of this server (scheme://host[:port]
+	// and an optional path prefix a proxy strips), that a proof's htu must
+	// name before the request's path. Empty: the request's own scheme
+	// (https when it came over TLS) and Host. Forwarded headers are never
+	// trusted: behind a proxy, set this.
+	DPoPBaseURL string
+	// DPoPReplaySlots is the number of proof jti the replay cache holds
+	// (16 bytes each); default DefaultDPoPReplaySlots (262,144: 4 MiB).
+	// When it is full of live entries new proofs are refused with 503
+	// until entries expire. Negative values are refused.
+	DPoPReplaySlots int
+	// DPoPNonceKeys, when set, make server nonces (RFC 9449 §9)
+	// mandatory: every proof must carry a nonce this server issued (in the
+	// DPoP-Nonce header of a 401 use_dpop_nonce, and of every answer of
+	// Require to a DPoP request). Nonces are MACed with the first key and
+	// checked with all, so replicas share the keys and a new key goes
+	// first while the old one stays for a lifetime. Each at least 32
+	// bytes. Default none: no nonces.
+	DPoPNonceKeys [][]byte
+	// DPoPNonceLifetime is how long a nonce is accepted; default 5
+	// minutes. A new one is handed out every half lifetime.
+	DPoPNonceLifetime time.Duration
+
 	// CookieNames are the cookies a token is read from when there is no
 	// Authorization header, first present wins, for browser front ends
 	// whose backend-for-frontend keeps the token in an HttpOnly cookie
@@ -326,6 +363,23 @@ func (c *Config) setDefaults() {
 	if len(c.HMACSecret) > 0 {
 		c.Algorithms = []string{"HS256"}
 	}
+	if c.DPoP == "" {
+		c.DPoP = DPoPDisabled
+	}
+	if len(c.DPoPAlgorithms) == 0 {
+		c.DPoPAlgorithms = DefaultDPoPAlgorithms()
+	} else {
+		c.DPoPAlgorithms = slices.Clone(c.DPoPAlgorithms)
+	}
+	if c.DPoPProofWindow == 0 {
+		c.DPoPProofWindow = DefaultDPoPProofWindow
+	}
+	if c.DPoPReplaySlots == 0 {
+		c.DPoPReplaySlots = DefaultDPoPReplaySlots
+	}
+	if c.DPoPNonceLifetime == 0 {
+		c.DPoPNonceLifetime = DefaultDPoPNonceLifetime
+	}
 }
 
 // validate reports every problem of a defaulted Config at once.
@@ -365,11 +419,14 @@ func (c *Config) validate() error {
 		{"JWKSRefreshInterval", c.JWKSRefreshInterval < 0},
 		{"JWKSMinRefreshInterval", c.JWKSMinRefreshInterval < 0},
 		{"HTTPTimeout", c.HTTPTimeout < 0},
+		{"DPoPProofWindow", c.DPoPProofWindow < 0},
+		{"DPoPReplaySlots", c.DPoPReplaySlots < 0},
 	} {
 		if f.neg {
 			errs = append(errs, fmt.Errorf("middleware: %s may not be negative (0 means the default)", f.name))
 		}
 	}
+	errs = append(errs, c.dpopProblems()...)
 	origins := make([]string, 0, len(c.AllowedOrigins))
 	for _, o := range c.AllowedOrigins {
 		n, err := NormalizeOrigin(o)
@@ -435,3 +492,36 @@ func checkHTTPURL(raw string) error {
 	}
 	return nil
 }
+
+// dpopProblems reports the problems of the DPoP settings.
+func (c *Config) dpopProblems() []error {
+	var errs []error
+	switch c.DPoP {
+	case DPoPDisabled, DPoPAllowed, DPoPRequired:
+	default:
+		errs = append(errs, fmt.Errorf("middleware: unknown DPoP mode %q", c.DPoP))
+	}
+	for _, alg := range c.DPoPAlgorithms {
+		if !slices.Contains(asymmetricAlgorithms, alg) {
+			errs = append(errs, fmt.Errorf("middleware: DPoPAlgorithms: %q is not an asymmetric JWS algorithm (known: %s)", alg, strings.Join(asymmetricAlgorithms, ", ")))
+		}
+	}
+	for _, k := range c.DPoPNonceKeys {
+		if len(k) < 32 {
+			errs = append(errs, errors.New("middleware: DPoPNonceKeys: each key must be at least 32 bytes"))
+			break
+		}
+	}
+	if c.DPoPNonceLifetime < 2*time.Second {
+		errs = append(errs, errors.New("middleware: DPoPNonceLifetime must be at least 2s (0 means the default)"))
+	}
+	if c.DPoPBaseURL != "" {
+		if _, err := parseBaseURL(c.DPoPBaseURL); err != nil {
+			errs = append(errs, fmt.Errorf("middleware: DPoPBaseURL: %w", err))
+		}
+	}
+	return errs
+}
+
+// dpopOn reports whether DPoP-bound tokens may be accepted.
+func (c *Config) dpopOn() bool { return c.DPoP == DPoPAllowed || c.DPoP == DPoPRequired }

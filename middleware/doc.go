@@ -34,14 +34,19 @@
 // insufficient_user_authentication with acr_values and max_age (RFC 9470),
 // and an authorization server that cannot be reached with nothing cached
 // 503 with Retry-After. The sentinel errors ErrNoToken, ErrMalformed,
-// ErrInvalidToken, ErrScope, ErrRole, ErrStepUp and ErrUnavailable let callers
-// branch with errors.Is, one sentinel per call.
+// ErrInvalidToken, ErrScope, ErrRole, ErrStepUp, ErrUnavailable and
+// ErrDPoPProof let callers branch with errors.Is, one sentinel per call.
+//
+// Tokens bound to a key (cnf) are refused by default. With Config.DPoP
+// DPoPAllowed or DPoPRequired, DPoP-bound tokens (RFC 9449, cnf.jkt) are
+// accepted with the DPoP scheme and a proof checked on every request;
+// Principal.Binding and Principal.JKT say so.
 //
 // With Config.ResourceMetadata the Authenticator also describes the
 // resource for OAuth 2.0 Protected Resource Metadata (RFC 9728): it serves
 // the JSON document at the well-known URL derived from the resource
 // identifier (ResourceMetadataHandler, ResourceMetadataURL), and every
-// Bearer challenge it writes carries resource_metadata with that URL (§5.1),
+// challenge it writes carries resource_metadata with that URL (§5.1),
 // so that a client that knows nothing of the API, an MCP client for
 // instance, finds its authorization server from a 401.
 //

@@ -22,6 +22,11 @@ var (
 	// ErrStepUp: the token is valid, but the user's authentication behind
 	// it is not the kind or not as recent as the route requires (RFC 9470).
 	ErrStepUp = errors.New("middleware: insufficient user authentication")
+	// ErrDPoPProof: the request's DPoP proof (RFC 9449) is missing,
+	// malformed, or does not fit the request, the token or the key the
+	// token is bound to. Answered 401 with the DPoP challenge's error
+	// invalid_dpop_proof.
+	ErrDPoPProof = errors.New("middleware: invalid DPoP proof")
 )
 
 // Reasons name why a request was refused. They are a small fixed set, fit
@@ -61,6 +66,25 @@ const (
 	// ReasonStepUp: the user's authentication behind the token does not
 	// meet the route's StepUp (acr or auth_time).
 	ReasonStepUp = "insufficient_user_authentication"
+	// ReasonDPoPProof: the DPoP proof failed a check of RFC 9449 §4.3.
+	ReasonDPoPProof = "invalid_dpop_proof"
+	// ReasonDPoPNonce: the DPoP proof lacks a valid server nonce (401
+	// use_dpop_nonce, with a new one in the DPoP-Nonce header).
+	ReasonDPoPNonce = "use_dpop_nonce"
+	// ReasonDPoPReplay: the DPoP proof's jti was seen before.
+	ReasonDPoPReplay = "dpop_replay"
+	// ReasonDPoPReplayFull: the replay cache was full of live entries, so
+	// the proof could not be recorded and was refused (503).
+	ReasonDPoPReplayFull = "dpop_replay_cache_full"
+	// ReasonDPoPKeyBinding: the DPoP proof is valid, but made with another
+	// key than the token's cnf.jkt names (401 invalid_token, as RFC 9449
+	// §7.1's example answers it).
+	ReasonDPoPKeyBinding = "dpop_key_binding"
+	// ReasonDPoPUnbound: a token without cnf.jkt came with the DPoP scheme.
+	ReasonDPoPUnbound = "dpop_unbound_token"
+	// ReasonDPoPRequired: with Config.DPoP DPoPRequired, the request
+	// came without the DPoP scheme.
+	ReasonDPoPRequired = "dpop_required"
 )
 
 // authError is what Authenticate returns: a sentinel kind, a reason for
@@ -75,8 +99,16 @@ type authError struct {
 	// resourceMetadata is the URL of the resource's RFC 9728 metadata,
 	// sent as resource_metadata in every challenge; "" for none.
 	resourceMetadata string
-	scopes           []string // for ErrScope: the scopes the route needs
-	stepUp           *StepUp  // for ErrStepUp: what the route requires
+	// dpopMode and dpopAlgs are the Authenticator's DPoP settings, for
+	// the challenges; dpopScheme is set when the request used the DPoP
+	// scheme, whose challenge then carries the error.
+	dpopMode   DPoPMode
+	dpopAlgs   string
+	dpopScheme bool
+	// dpopNonce, when set, goes in the DPoP-Nonce header of the answer.
+	dpopNonce string
+	scopes    []string // for ErrScope: the scopes the route needs
+	stepUp    *StepUp  // for ErrStepUp: what the route requires
 }
 
 func (e *authError) Error() string {
@@ -117,6 +149,8 @@ func Reason(err error) string {
 		return ReasonStepUp
 	case errors.Is(err, ErrUnavailable):
 		return ReasonUnavailable
+	case errors.Is(err, ErrDPoPProof):
+		return ReasonDPoPProof
 	}
 	return ReasonBadToken
 }
@@ -146,6 +180,8 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 // Challenge returns the status and the WWW-Authenticate value ("" for
 // none) that WriteError would send for err, for an ErrorHandler that
 // writes a body of its own. A 503 also needs Retry-After (RetryAfter).
+// With Config.DPoP DPoPAllowed the value holds two challenges, Bearer
+// and DPoP, separated by a comma (RFC 9110 §11.6.1).
 func Challenge(err error) (status int, wwwAuthenticate string) {
 	return challengeOf(asAuthError(err))
 }
@@ -172,6 +208,8 @@ func asAuthError(err error) *authError {
 		ae.kind, ae.desc = ErrStepUp, "insufficient user authentication"
 	case errors.Is(err, ErrUnavailable):
 		ae.kind, ae.desc = ErrUnavailable, "authorization server unavailable"
+	case errors.Is(err, ErrDPoPProof):
+		ae.kind, ae.desc = ErrDPoPProof, "invalid DPoP proof"
 	}
 	return ae
 }
@@ -201,6 +239,12 @@ func challengeOf(ae *authError) (int, string) {
 		return http.StatusUnauthorized, stepUpChallenge(ae)
 	case ErrUnavailable:
 		return http.StatusServiceUnavailable, ""
+	case ErrDPoPProof:
+		code := "invalid_dpop_proof"
+		if ae.reason == ReasonDPoPNonce {
+			code = "use_dpop_nonce"
+		}
+		return http.StatusUnauthorized, bearer(ae, "error", code, "error_description", ae.desc)
 	}
 	return http.StatusUnauthorized, bearer(ae, "error", "invalid_token", "error_description", ae.desc)
 }
@@ -210,6 +254,12 @@ func challengeOf(ae *authError) (int, string) {
 func (a *Authenticator) stamp(ae *authError) {
 	ae.realm = a.cfg.Realm
 	ae.resourceMetadata = a.ResourceMetadataURL()
+	if a.dpop != nil {
+		ae.dpopMode, ae.dpopAlgs = a.cfg.DPoP, a.dpop.algsStr
+		if ae.reason == ReasonDPoPNonce {
+			ae.dpopNonce = a.DPoPNonce()
+		}
+	}
 }
 
 func writeAuthError(w http.ResponseWriter, ae *authError) {
@@ -220,16 +270,41 @@ func writeAuthError(w http.ResponseWriter, ae *authError) {
 	if challenge != "" {
 		w.Header().Set("WWW-Authenticate", challenge)
 	}
+	if ae.dpopNonce != "" {
+		w.Header().Set(DPoPNonceHeader, ae.dpopNonce)
+	}
 	// Authentication answers depend on credentials: never cache them.
 	w.Header().Set("Cache-Control", "no-store")
 	writeProblem(w, status, ae.desc, ae.reason)
 }
 
-// bearer builds a Bearer challenge from ae's realm, the attribute pairs
-// and ae's resource_metadata (RFC 9728 §5.1), last, as in the RFC's
-// examples. Values are fixed text of this package or checked
-// configuration, but are escaped all the same.
+// bearer builds the challenges for ae with the attribute pairs. Without
+// DPoP, one Bearer challenge. With DPoP (RFC 9449 §7.1), the pairs go on
+// the challenge of the scheme the request used, DPoP when DPoP is
+// required, and the DPoP challenge carries algs; with DPoP allowed, the
+// other scheme's challenge follows, bare.
 func bearer(ae *authError, kv ...string) string {
+	switch ae.dpopMode {
+	case DPoPAllowed:
+		if ae.dpopScheme {
+			return challenge("DPoP", ae, true, kv...) + ", " + challenge("Bearer", ae, false)
+		}
+		return challenge("Bearer", ae, false, kv...) + ", " + challenge("DPoP", ae, true)
+	case DPoPRequired:
+		return challenge("DPoP", ae, true, kv...)
+	}
+	if ae.kind == ErrDPoPProof {
+		// Not from an Authenticator with DPoP on (a bare sentinel).
+		return challenge("DPoP", ae, false, kv...)
+	}
+	return challenge("Bearer", ae, false, kv...)
+}
+
+// challenge builds a challenge of scheme from ae's realm, the attribute
+// pairs, algs when asked, and ae's resource_metadata (RFC 9728 §5.1),
+// last, as in the RFC's examples. Values are fixed text of this package or
+// checked configuration, but are escaped all the same.
+func challenge(scheme string, ae *authError, algs bool, kv ...string) string {
 	var parts []string
 	if ae.realm != "" {
 		parts = append(parts, `realm=`+quote(ae.realm))
@@ -237,13 +312,16 @@ func bearer(ae *authError, kv ...string) string {
 	for i := 0; i+1 < len(kv); i += 2 {
 		parts = append(parts, kv[i]+"="+quote(kv[i+1]))
 	}
+	if algs && ae.dpopAlgs != "" {
+		parts = append(parts, `algs=`+quote(ae.dpopAlgs))
+	}
 	if ae.resourceMetadata != "" {
 		parts = append(parts, `resource_metadata=`+quote(ae.resourceMetadata))
 	}
 	if len(parts) == 0 {
-		return "Bearer"
+		return scheme
 	}
-	return "Bearer " + strings.Join(parts, ", ")
+	return scheme + " " + strings.Join(parts, ", ")
 }
 
 func quote(s string) string {

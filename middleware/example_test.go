@@ -447,3 +447,39 @@ func ExampleEntraTenants() {
 	// Output:
 	// unknown_issuer true
 }
+
+// Accept DPoP-bound tokens (RFC 9449) beside bearer tokens: the client
+// sends "Authorization: DPoP <token>" and, on every request, a new proof
+// signed with the key the token is bound to. authtest makes both.
+func ExampleConfig_dpop() {
+	is, auth := newExampleAuth(func(c *middleware.Config) { c.DPoP = middleware.DPoPAllowed })
+	defer is.Server.Close()
+	srv := httptest.NewServer(auth.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := principal.From(r.Context())
+		fmt.Fprintf(w, "%s, bound by %s", p.Subject, p.Binding)
+	})))
+	defer srv.Close()
+
+	key := authtest.NewDPoPKey(logTB{}, "ES256")
+	token := is.MintDPoP(logTB{}, "alice", key)
+	proof := key.Proof(logTB{}, "GET", srv.URL+"/items", token)
+	send := func(proof string) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/items", nil)
+		req.Header.Set("Authorization", "DPoP "+token)
+		req.Header.Set("DPoP", proof)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		fmt.Println(resp.StatusCode, resp.Header.Get("WWW-Authenticate"), strings.TrimSpace(string(body)))
+	}
+	send(proof)
+	send(proof)               // a replay
+	get(srv, "/items", token) // the bound token as a bearer token
+	// Output:
+	// 200  alice, bound by dpop
+	// 401 DPoP realm="example", error="invalid_dpop_proof", error_description="DPoP proof was used before", algs="ES256 EdDSA RS256 PS256", Bearer realm="example" {"detail":"DPoP proof was used before","reason":"dpop_replay","status":401,"title":"Unauthorized","type":"about:blank"}
+	// 401 Bearer realm="example", error="invalid_token", error_description="token is bound to a key; sender-constrained tokens are not accepted", DPoP realm="example", algs="ES256 EdDSA RS256 PS256"
+}

@@ -67,6 +67,13 @@ func IsNoToken(err error) bool {
 func (a *Authenticator) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := *asAuthError(err)
 	a.stamp(&ae)
+	if a.dpop != nil && r != nil {
+		// A refusal after authentication (scope, role, step-up) goes on
+		// the challenge of the scheme the request used.
+		if _, dpop := splitDPoP(r.Header.Get("Authorization")); dpop {
+			ae.dpopScheme = true
+		}
+	}
 	if ae.cause == nil && err != nil && !errors.As(err, new(*authError)) {
 		ae.cause = err // keep errors.Is working on the caller's own error
 	}

@@ -29,24 +29,35 @@ var (
 // the first configured cookie present. Cookie-borne tokens are accepted
 // only with the CSRF header, and on unsafe methods only from an allowed
 // Origin. Tokens in the query string are refused, never read.
-func (a *Authenticator) extract(r *http.Request) (string, principal.Source, error) {
+//
+// With DPoP on, the Authorization header may use the DPoP scheme instead of
+// Bearer (RFC 9449 §7.1); dpop reports it. With DPoP off, the DPoP scheme
+// is refused as any other scheme is.
+func (a *Authenticator) extract(r *http.Request) (tok string, src principal.Source, dpop bool, err error) {
 	if r.URL != nil && r.URL.RawQuery != "" && r.URL.Query().Has("access_token") {
-		return "", "", errQuery
+		return "", "", false, errQuery
 	}
 	if hs := r.Header.Values("Authorization"); len(hs) > 0 {
 		if len(hs) > 1 {
-			return "", "", errTwoHeaders
+			return "", "", false, errTwoHeaders
 		}
 		// The b64token alphabet is checked by authenticate, and only for
 		// tokens the cache does not know: a cached token passed it before.
-		tok, err := splitBearer(hs[0])
-		if err != nil {
-			return "", "", err
+		if a.dpop != nil {
+			tok, dpop = splitDPoP(hs[0])
+		}
+		if !dpop {
+			tok, err = splitBearer(hs[0])
+			if err != nil {
+				return "", "", false, err
+			}
+		} else if tok == "" {
+			return "", "", true, errSyntax
 		}
 		if len(tok) > a.cfg.MaxTokenBytes {
-			return "", principal.SourceHeader, errTooLarge
+			return "", principal.SourceHeader, dpop, errTooLarge
 		}
-		return tok, principal.SourceHeader, nil
+		return tok, principal.SourceHeader, dpop, nil
 	}
 	for _, name := range a.cfg.CookieNames {
 		var found []string
@@ -59,24 +70,34 @@ func (a *Authenticator) extract(r *http.Request) (string, principal.Source, erro
 		// Two cookies of one name mean someone planted one (cookie tossing
 		// from a sibling domain): refuse rather than guess.
 		if len(found) > 1 && slices.ContainsFunc(found[1:], func(v string) bool { return v != found[0] }) {
-			return "", principal.SourceCookie, errTwoCookies
+			return "", principal.SourceCookie, false, errTwoCookies
 		}
 		tok := found[0]
 		if tok == "" {
 			continue
 		}
 		if r.Header.Get(CSRFHeader) != "1" {
-			return "", principal.SourceCookie, errNoCSRF
+			return "", principal.SourceCookie, false, errNoCSRF
 		}
 		if !safeMethod(r.Method) && !a.originAllowed(r.Header.Get("Origin")) {
-			return "", principal.SourceCookie, errOrigin
+			return "", principal.SourceCookie, false, errOrigin
 		}
 		if len(tok) > a.cfg.MaxTokenBytes {
-			return "", principal.SourceCookie, errTooLarge
+			return "", principal.SourceCookie, false, errTooLarge
 		}
-		return tok, principal.SourceCookie, nil
+		return tok, principal.SourceCookie, false, nil
 	}
-	return "", "", errNoToken
+	return "", "", false, errNoToken
+}
+
+// splitDPoP returns the token of "DPoP <token>" (scheme case-insensitive)
+// and true, or false for another scheme.
+func splitDPoP(h string) (string, bool) {
+	scheme, rest, _ := strings.Cut(h, " ")
+	if !asciiEqualFold(scheme, "dpop") {
+		return "", false
+	}
+	return strings.TrimLeft(rest, " "), true
 }
 
 func safeMethod(m string) bool {

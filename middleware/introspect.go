@@ -58,8 +58,18 @@ func (v *introspectVerifier) verify(ctx context.Context, token string) (principa
 	if err := resp.CheckAccessToken(); err != nil {
 		return principal.Principal{}, time.Time{}, notAccessToken(err)
 	}
+	var jkt string
 	if isBound(resp.Claims) || isBoundType(resp.TokenType) {
-		return principal.Principal{}, time.Time{}, newErr(ErrInvalidToken, ReasonBoundToken, "token is bound to a key; sender-constrained tokens are not accepted", nil)
+		// With DPoP on, an answer with cnf.jkt (RFC 9449 §6.2) and no
+		// token_type other than DPoP is a DPoP-bound token; every other
+		// binding is refused, as all are with DPoP off.
+		ok := false
+		if v.cfg.dpopOn() && (resp.TokenType == "" || strings.EqualFold(resp.TokenType, "DPoP")) {
+			jkt, ok = dpopJKT(resp.Claims)
+		}
+		if !ok {
+			return principal.Principal{}, time.Time{}, errBoundToken
+		}
 	}
 	now := v.cfg.Now()
 	skew := v.cfg.ClockSkew
@@ -110,6 +120,9 @@ func (v *introspectVerifier) verify(ctx context.Context, token string) (principa
 	}
 	if resp.Exp != nil {
 		p.ExpiresAt = *resp.Exp
+	}
+	if jkt != "" {
+		p.Binding, p.JKT = principal.BindingDPoP, jkt
 	}
 	return p, resp.CacheUntil, nil
 }

@@ -461,10 +461,19 @@ func principalOf(claims *strictClaims, cfg *Config) (principal.Principal, error)
 			return principal.Principal{}, newErr(ErrInvalidToken, ReasonAudience, "token audience not accepted", err)
 		}
 	}
+	var jkt string
 	if isBound(claims.all) {
 		// Checked before the caller caches the principal, so a bound token
-		// is refused every time.
-		return principal.Principal{}, newErr(ErrInvalidToken, ReasonBoundToken, "token is bound to a key; sender-constrained tokens are not accepted", nil)
+		// is refused every time, unless DPoP is on and the binding is one
+		// DPoP can check: then the principal carries the key's thumbprint
+		// and every request must come with a proof made with that key.
+		ok := false
+		if cfg.dpopOn() {
+			jkt, ok = dpopJKT(claims.all)
+		}
+		if !ok {
+			return principal.Principal{}, errBoundToken
+		}
 	}
 	if claims.sub == "" {
 		return principal.Principal{}, newErr(ErrInvalidToken, ReasonMissingClaim, "token has no subject", nil)
@@ -481,6 +490,9 @@ func principalOf(claims *strictClaims, cfg *Config) (principal.Principal, error)
 	}.WithClaimsJSON(claims.raw)
 	if claims.exp != nil {
 		p.ExpiresAt = claims.exp.Time
+	}
+	if jkt != "" {
+		p.Binding, p.JKT = principal.BindingDPoP, jkt
 	}
 	return p, nil
 }

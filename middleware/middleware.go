@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"net/http"
 	"strings"
@@ -17,6 +18,7 @@ type Authenticator struct {
 	intro *introspectVerifier
 	cache *verifiedCache
 	meta  *resourceMeta // nil without Config.ResourceMetadata
+	dpop  *dpopVerifier // nil with DPoP disabled
 }
 
 // New checks cfg and returns an Authenticator. For each configured issuer
@@ -39,6 +41,9 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 		return nil, err
 	}
 	a := &Authenticator{cfg: cfg, cache: newVerifiedCache(cfg.CacheSize, cfg.CacheMaxAge)}
+	if cfg.dpopOn() {
+		a.dpop = newDPoPVerifier(&a.cfg)
+	}
 	if cfg.ResourceMetadata != nil {
 		meta, err := cfg.ResourceMetadata.build(cfg.issuerNames())
 		if err != nil {
@@ -89,12 +94,13 @@ func (a *Authenticator) Ready(context.Context) error {
 // package's sentinels; pass them to the Authenticator's WriteError. It
 // calls Config.OnOutcome once, with the result.
 func (a *Authenticator) Authenticate(r *http.Request) (principal.Principal, error) {
-	p, cached, src, err := a.authenticate(r)
+	p, cached, src, dpop, err := a.authenticate(r)
 	if err != nil {
 		var ae *authError
 		if errors.As(err, &ae) {
 			copied := *ae
 			a.stamp(&copied)
+			copied.dpopScheme = dpop
 			err = &copied
 		}
 	}
@@ -104,22 +110,29 @@ func (a *Authenticator) Authenticate(r *http.Request) (principal.Principal, erro
 	return p, err
 }
 
-func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, cached bool, src principal.Source, err error) {
-	token, src, err := a.extract(r)
+func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, cached bool, src principal.Source, dpop bool, err error) {
+	token, src, dpop, err := a.extract(r)
 	if err != nil {
 		if !errors.Is(err, ErrNoToken) {
 			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "request refused", reasonAttr(err), sourceAttr(src))
 		}
-		return p, false, src, err
+		return p, false, src, dpop, err
 	}
 	now := a.cfg.Now()
 	if p, ok := a.cache.get(token, now); ok {
+		// A bearer token with DPoP off or allowed skips the binding check:
+		// one comparison, nothing allocated.
+		if p.JKT != "" || dpop || a.cfg.DPoP == DPoPRequired {
+			if err := a.checkBinding(r, p, token, dpop, now); err != nil {
+				return principal.Principal{}, true, src, dpop, err
+			}
+		}
 		p, err = a.accept(r, p, src)
-		return p, true, src, err
+		return p, true, src, dpop, err
 	}
 	if !isB64Token(token) {
 		a.cfg.Logger.LogAttrs(r.Context(), levelFor(errSyntax), "request refused", reasonAttr(errSyntax), sourceAttr(src))
-		return p, false, src, errSyntax
+		return p, false, src, dpop, errSyntax
 	}
 	// The token's SHA-256 names it in the logs and in Principal.TokenHash;
 	// computed on a miss only (a hit finds it in the cached principal).
@@ -129,25 +142,83 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 		p, until, err = a.intro.verify(r.Context(), token)
 		if err != nil {
 			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
-			return p, false, src, err
+			return p, false, src, dpop, err
 		}
 		p, kept := a.withToken(p, token, key)
 		// Kept no longer than the introspection client keeps the answer,
 		// so revocation takes effect as its CacheTTL says; meanwhile a
 		// token seen again costs what a JWT does, one hash and a lookup.
 		a.cache.putUntil(kept, p, now, until)
+		if err := a.checkBinding(r, p, token, dpop, now); err != nil {
+			return principal.Principal{}, false, src, dpop, err
+		}
 		p, err = a.accept(r, p, src)
-		return p, false, src, err
+		return p, false, src, dpop, err
 	}
 	p, err = a.jwt.verify(r.Context(), token)
 	if err != nil {
 		a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
-		return p, false, src, err
+		return p, false, src, dpop, err
 	}
 	p, kept := a.withToken(p, token, key)
+	// The token's verification is cached, its binding with it; the proof
+	// is checked on every request, by checkBinding.
 	a.cache.put(kept, p, now)
+	if err := a.checkBinding(r, p, token, dpop, now); err != nil {
+		return principal.Principal{}, false, src, dpop, err
+	}
 	p, err = a.accept(r, p, src)
-	return p, false, src, err
+	return p, false, src, dpop, err
+}
+
+// checkBinding checks that the way the request presents p's token fits
+// its binding: a DPoP-bound token only with the DPoP scheme and a valid
+// proof made with its key (RFC 9449 §7.1), an unbound token never with the
+// DPoP scheme, nor at all when DPoP is required. The proof's jti is
+// recorded last, once everything else has passed.
+func (a *Authenticator) checkBinding(r *http.Request, p principal.Principal, token string, dpop bool, now time.Time) error {
+	var err error
+	switch {
+	case p.JKT == "" && !dpop && a.cfg.DPoP != DPoPRequired:
+		return nil
+	case p.JKT == "" && dpop:
+		err = errDPoPUnbound
+	case p.JKT == "":
+		err = errDPoPRequired
+	case !dpop:
+		err = errBoundToken
+	default:
+		err = a.checkProof(r, p, token, now)
+	}
+	if err != nil {
+		a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), tokenHashAttr(p), subjectAttr(p), errAttr(err))
+	}
+	return err
+}
+
+func (a *Authenticator) checkProof(r *http.Request, p principal.Principal, token string, now time.Time) error {
+	proofs := r.Header.Values(DPoPHeader)
+	switch {
+	case len(proofs) == 0:
+		return errDPoPMissing
+	case len(proofs) > 1:
+		return errDPoPTwo
+	}
+	jkt, c, err := a.dpop.verifyProof(proofs[0], r.Method, a.dpop.expectedHTU(r), token, now)
+	if err != nil {
+		return err
+	}
+	if subtle.ConstantTimeCompare([]byte(jkt), []byte(p.JKT)) != 1 {
+		return errDPoPMismatch
+	}
+	expires := time.Unix(0, int64(c.iat*1e9)).Add(a.dpop.window)
+	switch a.dpop.replay.add(jkt, c.jti, expires, now) {
+	case replaySeen:
+		return errDPoPReplay
+	case replayFull:
+		return errDPoPFull
+	}
+	return nil
 }
 
 // withToken gives a newly verified p its token, for RawToken, and the
@@ -173,6 +244,10 @@ func (a *Authenticator) Require(next http.Handler) http.Handler {
 		if err != nil {
 			a.WriteError(w, r, err)
 			return
+		}
+		if p.Binding == principal.BindingDPoP && a.dpop.nonces != nil {
+			// The nonce for the next proof (RFC 9449 §8.2).
+			w.Header().Set(DPoPNonceHeader, a.DPoPNonce())
 		}
 		next.ServeHTTP(w, r.WithContext(principal.With(r.Context(), p)))
 	})

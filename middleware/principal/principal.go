@@ -27,6 +27,18 @@ const (
 	SourceCookie Source = "cookie" // one of the configured cookies
 )
 
+// Binding says how an access token was bound to its holder, if at all.
+type Binding string
+
+// The bindings the middleware knows.
+const (
+	// BindingNone: a bearer token, good for whoever holds it.
+	BindingNone Binding = ""
+	// BindingDPoP: the token is bound to a key by RFC 9449 DPoP (cnf.jkt),
+	// and the request came with a valid proof of possession of that key.
+	BindingDPoP Binding = "dpop"
+)
+
 // Principal is the verified caller: what the authorization server said about
 // the access token the request carried.
 //
@@ -64,6 +76,14 @@ type Principal struct {
 	ExpiresAt time.Time
 	// TokenHash is a short, non-reversible hash of the token, safe to log.
 	TokenHash string
+	// Binding says how the token is bound to its holder: BindingNone for
+	// a bearer token, BindingDPoP for a DPoP-bound one whose proof this
+	// request passed.
+	Binding Binding
+	// JKT is the RFC 7638 thumbprint (base64url SHA-256) of the key a
+	// DPoP-bound token is bound to, its cnf.jkt; "" for a bearer token.
+	// The same key signed this request's DPoP proof.
+	JKT string
 
 	// rawClaims is the claims' JSON as the server sent it, for
 	// DecodeClaims; nil in a Principal built by hand.
