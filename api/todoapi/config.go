@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -95,6 +96,19 @@ type Config struct {
 	// hosts); empty: neither.
 	ResourceURL string
 
+	// DPoP says whether DPoP-bound tokens (RFC 9449) are accepted
+	// (DPOP_MODE): middleware.DPoPDisabled (the default: bearer tokens
+	// only), DPoPAllowed (both) or DPoPRequired (DPoP only). With DPoP on,
+	// a proof's htu must name BaseURL followed by the request's path when
+	// BaseURL is set, so that proofs made for the URL clients call pass
+	// behind a proxy that strips a path prefix.
+	DPoP middleware.DPoPMode
+	// DPoPNonceSecret, when set, makes every DPoP proof carry a nonce this
+	// API issued (RFC 9449 §9): DPOP_NONCE_SECRET, at least 32 bytes, the
+	// same on every replica so that they accept each other's nonces. Only
+	// with DPoP on. Changing it costs each client one 401 use_dpop_nonce.
+	DPoPNonceSecret string
+
 	// BaseURL is the public URL of the API, for todo urls and links
 	// (BASE_URL); empty: taken from each request.
 	BaseURL          string
@@ -121,6 +135,7 @@ func DefaultConfig() Config {
 		ListenAddr:               ":8080",
 		DatabaseURL:              "sqlite:todos.db",
 		AuthMode:                 middleware.ModeJWT,
+		DPoP:                     middleware.DPoPDisabled,
 		Algorithms:               middleware.DefaultAlgorithms(),
 		ClockSkew:                middleware.DefaultClockSkew,
 		IntrospectionAuth:        introspection.AuthBasic.String(),
@@ -143,6 +158,7 @@ func (c *Config) setDefaults() {
 	orDefault(&c.ListenAddr, d.ListenAddr)
 	orDefault(&c.DatabaseURL, d.DatabaseURL)
 	orDefault(&c.AuthMode, d.AuthMode)
+	orDefault(&c.DPoP, d.DPoP)
 	orDefault(&c.IntrospectionAuth, d.IntrospectionAuth)
 	orDefault(&c.IntrospectionTimeout, d.IntrospectionTimeout)
 	orDefault(&c.IntrospectionMaxInFlight, d.IntrospectionMaxInFlight)
@@ -219,6 +235,10 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("RESOURCE_URL: %w", err))
 		}
 	}
+	errs = append(errs, c.dpopProblems()...)
+	if err := checkBaseURL(c.BaseURL); err != nil {
+		errs = append(errs, err)
+	}
 	if c.MaxTodosPerOwner < 0 {
 		errs = append(errs, errors.New("MAX_TODOS_PER_USER: must be at least 1"))
 	}
@@ -240,6 +260,58 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("MAX_AUTH_AGE_FOR_DELETE_ALL: %s is not a whole number of seconds up to %d (0 for no limit)", c.MaxAuthAgeForDeleteAll, middleware.MaxStepUpMaxAge/time.Second))
 	}
 	return errors.Join(errs...)
+}
+
+// minNonceSecret is the shortest DPOP_NONCE_SECRET: the middleware's
+// shortest nonce key, a full HMAC-SHA256 block of entropy at best.
+const minNonceSecret = 32
+
+// dpopProblems reports the problems of the DPoP settings, naming them
+// (never the secret's value), and puts DPoP in the middleware's form.
+func (c *Config) dpopProblems() []error {
+	var errs []error
+	if m, err := middleware.ParseDPoPMode(string(c.DPoP)); err != nil {
+		errs = append(errs, fmt.Errorf("DPOP_MODE: want disabled, allowed or required, got %q", c.DPoP))
+	} else {
+		c.DPoP = m // as the middleware names it
+	}
+	if c.DPoPNonceSecret != "" {
+		if c.DPoP == middleware.DPoPDisabled {
+			// A secret that does nothing is a mistake worth a stop: the
+			// operator believes nonces are on.
+			errs = append(errs, errors.New("DPOP_NONCE_SECRET: only with DPOP_MODE=allowed or required"))
+		}
+		if len(c.DPoPNonceSecret) < minNonceSecret {
+			errs = append(errs, fmt.Errorf("DPOP_NONCE_SECRET: must be at least %d bytes, got %d", minNonceSecret, len(c.DPoPNonceSecret)))
+		}
+	}
+	return errs
+}
+
+// dpopOn reports whether DPoP-bound tokens are accepted.
+func (c *Config) dpopOn() bool { return c.DPoP != middleware.DPoPDisabled }
+
+// checkBaseURL refuses a BASE_URL that cannot name the API: todo urls,
+// links and, with DPoP on, every proof's htu are built from it, so it is
+// checked here once, by its setting's name, before the packages below see
+// it under theirs.
+func checkBaseURL(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return errors.New("BASE_URL: not a URL")
+	case u.User != nil:
+		// Not repeated: the user info may hold a password.
+		return errors.New("BASE_URL: must have no user info")
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return fmt.Errorf("BASE_URL: %q is not an absolute http or https URL", raw)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#"):
+		return fmt.Errorf("BASE_URL: %q must have no query or fragment", raw)
+	}
+	return nil
 }
 
 // deleteAllStepUp is what deleting every todo requires of the user's

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
 )
 
@@ -113,5 +114,48 @@ func TestNoConfiguredOriginAllowsNone(t *testing.T) {
 		if v, ok := rec["Access-Control-Allow-Origin"]; ok {
 			t.Errorf("%s from https://evil.example with no origin configured: Access-Control-Allow-Origin %q", name, v)
 		}
+	}
+}
+
+// TestCORSWithDPoP: with DPoP on, a page may send the DPoP proof header
+// (its preflight is allowed) and read DPoP-Nonce and WWW-Authenticate on
+// the answer, a refusal included, so that it can sign its next proof with
+// the server's nonce; with DPoP disabled the DPoP header is not allowed.
+func TestCORSWithDPoP(t *testing.T) {
+	t.Parallel()
+	is := authtest.NewIssuer(t, todoScopes)
+	for _, mode := range []middleware.DPoPMode{middleware.DPoPDisabled, middleware.DPoPAllowed, middleware.DPoPRequired} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			on := mode != middleware.DPoPDisabled
+			cfg := testConfig(t, is)
+			cfg.DPoP = mode
+			if on {
+				cfg.DPoPNonceSecret = strings.Repeat("n", 32)
+			}
+			h := mustBuild(t, cfg, true)
+			pre := serve(h, "OPTIONS", "/todos", "", "Origin", testOrigin,
+				"Access-Control-Request-Method", "POST",
+				"Access-Control-Request-Headers", "authorization,content-type,dpop")
+			allowed := pre.Header().Get("Access-Control-Allow-Origin") == testOrigin &&
+				strings.Contains(strings.ToLower(pre.Header().Get("Access-Control-Allow-Headers")), "dpop")
+			if allowed != on {
+				t.Fatalf("preflight with the DPoP header: allowed %t, want %t: %d %v", allowed, on, pre.Code, pre.Header())
+			}
+			if !on {
+				return
+			}
+			key := authtest.NewDPoPKey(t, "ES256")
+			tok := is.MintDPoP(t, "alice", key)
+			// Without a nonce: 401 use_dpop_nonce, whose nonce and
+			// challenge the page must be able to read.
+			rec := serve(h, "POST", "/todos", `{"title":"x"}`, "Origin", testOrigin, "Content-Type", "application/json",
+				"Authorization", "DPoP "+tok, "DPoP", key.Proof(t, "POST", "http://example.com/todos", tok))
+			exposed := strings.ToLower(rec.Header().Get("Access-Control-Expose-Headers"))
+			if rec.Code != 401 || rec.Header().Get("DPoP-Nonce") == "" || rec.Header().Get("Access-Control-Allow-Origin") != testOrigin ||
+				!strings.Contains(exposed, "dpop-nonce") || !strings.Contains(exposed, "www-authenticate") {
+				t.Fatalf("DPoP POST from the page: %d, headers %v", rec.Code, rec.Header())
+			}
+		})
 	}
 }

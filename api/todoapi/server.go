@@ -20,6 +20,7 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/httpserve"
 	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/middleware/ginauth"
+	"github.com/tollgate-dev/tollgate/middleware/principal"
 	"github.com/tollgate-dev/tollgate/todos"
 )
 
@@ -47,6 +48,12 @@ type deps struct {
 	// middleware.NormalizeOrigin) and leaves out any it refuses: Build has
 	// refused those at start-up already.
 	CORSAllowedOrigins []string
+	// DPoP: DPoP-bound tokens are accepted, so browsers may send the DPoP
+	// header and read DPoP-Nonce.
+	DPoP bool
+	// DPoPNonces: proofs need server nonces; every answer to a DPoP
+	// request carries the next one.
+	DPoPNonces bool
 	// Ready lists what /readyz checks (the database, the signing keys).
 	Ready   []Pinger
 	Logger  *slog.Logger
@@ -64,7 +71,7 @@ func newHandler(d deps) (http.Handler, *gin.Engine) {
 	r.ContextWithFallback = true
 	r.Use(namedRoute, d.metrics.observe())
 	addRoutes(r, d)
-	return httpserve.Wrap(corsHandler(d.CORSAllowedOrigins).Handler(r), d.Logger), r
+	return httpserve.Wrap(corsHandler(d.CORSAllowedOrigins, d.DPoP).Handler(r), d.Logger), r
 }
 
 // corsHandler allows the configured origins to call with credentials. A
@@ -76,15 +83,25 @@ func newHandler(d deps) (http.Handler, *gin.Engine) {
 // rs/cors's AllowedOrigins, decides: that list reads empty as "every
 // origin" and "*" as a wildcard, where an empty CORS_ALLOWED_ORIGINS must
 // allow none.
-func corsHandler(origins []string) *cors.Cors {
+//
+// With DPoP on, a page may also send the DPoP proof header and read
+// DPoP-Nonce (RFC 9449 §8), whose value it must sign into its next proof;
+// WWW-Authenticate, exposed anyway, carries the DPoP challenge.
+func corsHandler(origins []string, dpop bool) *cors.Cors {
+	allowed := []string{"Content-Type", "Authorization", "If-Match", "X-CSRF"}
+	exposed := []string{"ETag", "Location", "Link", "WWW-Authenticate", "Retry-After"}
+	if dpop {
+		allowed = append(allowed, middleware.DPoPHeader)
+		exposed = append(exposed, middleware.DPoPNonceHeader)
+	}
 	return cors.New(cors.Options{
 		// origins are in the form browsers send: Config.validate put them
 		// so, once, for this and the middleware's cookie check alike.
 		AllowOriginFunc:  func(origin string) bool { return slices.Contains(origins, origin) },
 		AllowCredentials: true,
 		AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
-		AllowedHeaders:   []string{"Content-Type", "Authorization", "If-Match", "X-CSRF"},
-		ExposedHeaders:   []string{"ETag", "Location", "Link", "WWW-Authenticate", "Retry-After"},
+		AllowedHeaders:   allowed,
+		ExposedHeaders:   exposed,
 		MaxAge:           600,
 	})
 }
@@ -187,6 +204,9 @@ func handleMetrics(m *metrics) gin.HandlerFunc {
 
 func requireAuth(d deps, scopes []string) gin.HandlersChain {
 	chain := gin.HandlersChain{privateAnswers, ginauth.Require(d.Auth)}
+	if d.DPoPNonces {
+		chain = append(chain, nextDPoPNonce(d.Auth))
+	}
 	if len(scopes) > 0 {
 		chain = append(chain, ginauth.RequireScopes(d.Auth, scopes...))
 	}
@@ -194,6 +214,22 @@ func requireAuth(d deps, scopes []string) gin.HandlersChain {
 		chain = append(chain, ginauth.RequireAnyRole(d.Auth, d.AllowedRoles...))
 	}
 	return chain
+}
+
+// nextDPoPNonce gives every accepted DPoP request the nonce for its next
+// proof (RFC 9449 §8.2), as middleware.Require does: ginauth.Require sends
+// one only with a 401 use_dpop_nonce, so without this a client would pay a
+// refused request each time the nonce rotates. Set before the handler
+// runs, so that a refusal further on (scope, role, step-up) carries it too.
+func nextDPoPNonce(a *middleware.Authenticator) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if p, ok := principal.From(c.Request.Context()); ok && p.Binding == principal.BindingDPoP {
+			if n := a.DPoPNonce(); n != "" {
+				c.Header(middleware.DPoPNonceHeader, n)
+			}
+		}
+		c.Next()
+	}
 }
 
 // underTodos reports whether path is a todo route's, or would be one.

@@ -62,6 +62,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		OnOutcome:        m.onOutcome,
 		OnKeyRefresh:     m.onKeyRefresh,
 	}
+	if cfg.dpopOn() {
+		authCfg.DPoP = cfg.DPoP
+		// The URL clients call, which BASE_URL names already for todo
+		// urls: without it a proof must name the request's own scheme and
+		// Host, and forwarded headers are never trusted.
+		authCfg.DPoPBaseURL = cfg.BaseURL
+		if cfg.DPoPNonceSecret != "" {
+			authCfg.DPoPNonceKeys = [][]byte{[]byte(cfg.DPoPNonceSecret)}
+		}
+	}
 	if len(cfg.Issuers) == 1 {
 		authCfg.Issuer, authCfg.JWKSURL = cfg.Issuers[0], cfg.JWKSURL
 		if cfg.HMACSecret != "" {
@@ -161,6 +171,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		}
 		logger.Info("deleting every todo needs step-up (RFC 9470)", attrs...)
 	}
+	if cfg.dpopOn() {
+		logger.Info("DPoP-bound tokens accepted (RFC 9449)", "dpop_mode", string(cfg.DPoP), "dpop_nonces", cfg.DPoPNonceSecret != "")
+	}
 	handlers, err := todos.NewHandlers(store, tcfg)
 	if err != nil {
 		sqlDB.Close()
@@ -173,6 +186,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		WriteScopes:        cfg.WriteScopes,
 		AllowedRoles:       cfg.AllowedRoles,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
+		DPoP:               cfg.dpopOn(),
+		DPoPNonces:         cfg.DPoPNonceSecret != "",
 		Ready: []Pinger{
 			PingFunc(func(ctx context.Context) error {
 				if err := sqlDB.PingContext(ctx); err != nil {

@@ -89,7 +89,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	acrDeleteAll := s.String("REQUIRE_ACR_FOR_DELETE_ALL", "", "acr values, comma-separated (any one matches), a token needs to delete every todo at once (DELETE /todos); empty: none (RFC 9470 step-up)")
 	ageDeleteAll := s.Duration("MAX_AUTH_AGE_FOR_DELETE_ALL", 0, "longest time since the user signed in (auth_time) for deleting every todo at once, whole seconds; 0: no limit (RFC 9470 step-up)")
 	resourceURL := s.String("RESOURCE_URL", "", "this API's resource identifier, an https URL (http for loopback hosts); when set, RFC 9728 metadata is served at /.well-known/oauth-protected-resource and challenges carry resource_metadata")
-	baseURL := s.String("BASE_URL", "", "public URL of the API for todo urls and links (default: from each request)")
+	dpopMode := s.String("DPOP_MODE", string(d.DPoP), "DPoP-bound tokens (RFC 9449): disabled (Bearer only), allowed (Bearer and DPoP) or required (DPoP only); a proof's htu must name BASE_URL when set")
+	dpopSecret := s.String("DPOP_NONCE_SECRET", "", "at least 32 bytes, the same on every replica: DPoP proofs must carry a nonce this API issued (RFC 9449 §9); only with DPOP_MODE allowed or required; empty: no nonces")
+	baseURL := s.String("BASE_URL", "", "public URL of the API for todo urls and links, and the URL DPoP proofs name (default: from each request)")
 	maxTodos := s.IntAtLeast("MAX_TODOS_PER_USER", d.MaxTodosPerOwner, 1, "most todos one user may keep")
 	logLevel := s.String("LOG_LEVEL", "info", "debug, info, warn or error")
 	if err := s.Parse(args); err != nil {
@@ -98,6 +100,10 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	m, err := middleware.ParseMode(*mode)
 	if err != nil {
 		return todoapi.Config{}, 0, fmt.Errorf("AUTH_MODE: want jwt, introspection or hybrid, got %q", *mode)
+	}
+	dpop, err := middleware.ParseDPoPMode(*dpopMode)
+	if err != nil {
+		return todoapi.Config{}, 0, fmt.Errorf("DPOP_MODE: want disabled, allowed or required, got %q", *dpopMode)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -133,6 +139,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		RequireACRForDeleteAll:    envflag.List(*acrDeleteAll),
 		MaxAuthAgeForDeleteAll:    *ageDeleteAll,
 		ResourceURL:               *resourceURL,
+		DPoP:                      dpop,
+		DPoPNonceSecret:           *dpopSecret,
 		BaseURL:                   *baseURL,
 		MaxTodosPerOwner:          *maxTodos,
 	}, level, nil

@@ -524,6 +524,11 @@ func TestSettings(t *testing.T) {
 		{"issuer list with an HMAC secret", map[string]string{"ISSUER": "http://x,http://y", "AUDIENCE": "a", "JWT_HMAC_SECRET": strings.Repeat("s", 32)}, nil, "JWT_HMAC_SECRET: only with a single ISSUER"},
 		{"issuer listed twice", map[string]string{"ISSUER": "http://x, http://x", "AUDIENCE": "a"}, nil, `ISSUER: "http://x" is listed twice`},
 		{"issuer list with a space", map[string]string{"ISSUER": "http://x,http://y z", "AUDIENCE": "a"}, nil, `ISSUER: "http://y z" is not an issuer URL`},
+		{"bad DPoP mode", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "DPOP_MODE": "on"}, nil, `DPOP_MODE: want disabled, allowed or required, got "on"`},
+		{"bad DPoP mode flag", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a"}, []string{"-dpop-mode", "bearer"}, `DPOP_MODE: want disabled, allowed or required, got "bearer"`},
+		{"short DPoP nonce secret", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "DPOP_MODE": "required", "DPOP_NONCE_SECRET": "short"}, nil, "DPOP_NONCE_SECRET: must be at least 32 bytes"},
+		{"DPoP nonce secret without DPoP", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "DPOP_NONCE_SECRET": strings.Repeat("s", 32)}, nil, "DPOP_NONCE_SECRET: only with DPOP_MODE=allowed or required"},
+		{"base URL with a query", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "DPOP_MODE": "allowed", "BASE_URL": "https://api.example.com/?a=1"}, nil, "BASE_URL: "},
 		{"issuer list, one not answering", map[string]string{"ISSUER": "http://x," + "http://127.0.0.1:1", "AUDIENCE": "a"}, nil, "discovery for issuer"},
 	}
 	for _, tt := range tests {
@@ -539,7 +544,7 @@ func TestSettings(t *testing.T) {
 	if !errors.Is(err, envflag.ErrHelp) {
 		t.Fatalf("--help: %v", err)
 	}
-	for _, setting := range []string{"LISTEN_ADDR", "DATABASE_URL", "AUTH_MODE", "ISSUER", "AUDIENCE", "JWKS_URL", "JWT_ALGORITHMS", "JWT_HMAC_SECRET", "CLOCK_SKEW", "REQUIRE_AT_JWT", "INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET", "INTROSPECTION_AUTH", "INTROSPECTION_CACHE_TTL", "INTROSPECTION_TIMEOUT", "INTROSPECTION_MAX_IN_FLIGHT", "INTROSPECTION_RATE_LIMIT", "TOKEN_COOKIE", "CORS_ALLOWED_ORIGINS", "REQUIRED_SCOPES_READ", "REQUIRED_SCOPES_WRITE", "REQUIRE_ACR_FOR_DELETE_ALL", "MAX_AUTH_AGE_FOR_DELETE_ALL"} {
+	for _, setting := range []string{"LISTEN_ADDR", "DATABASE_URL", "AUTH_MODE", "ISSUER", "AUDIENCE", "JWKS_URL", "JWT_ALGORITHMS", "JWT_HMAC_SECRET", "CLOCK_SKEW", "REQUIRE_AT_JWT", "INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET", "INTROSPECTION_AUTH", "INTROSPECTION_CACHE_TTL", "INTROSPECTION_TIMEOUT", "INTROSPECTION_MAX_IN_FLIGHT", "INTROSPECTION_RATE_LIMIT", "TOKEN_COOKIE", "CORS_ALLOWED_ORIGINS", "REQUIRED_SCOPES_READ", "REQUIRED_SCOPES_WRITE", "REQUIRE_ACR_FOR_DELETE_ALL", "MAX_AUTH_AGE_FOR_DELETE_ALL", "DPOP_MODE", "DPOP_NONCE_SECRET", "BASE_URL"} {
 		if !strings.Contains(help.String(), setting) {
 			t.Errorf("--help lacks %s", setting)
 		}

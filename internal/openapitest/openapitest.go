@@ -145,6 +145,16 @@ func authenticate(_ context.Context, in *openapi3filter.AuthenticationInput) err
 			return errors.New("no bearer token in Authorization")
 		}
 		return nil
+	case s.Type == "http" && strings.EqualFold(s.Scheme, "DPoP"):
+		// RFC 9449 §7.1: the DPoP scheme, and exactly one proof.
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "DPoP") || strings.TrimSpace(token) == "" {
+			return errors.New("no DPoP token in Authorization")
+		}
+		if n := len(r.Header.Values("DPoP")); n != 1 {
+			return fmt.Errorf("a DPoP token needs exactly one DPoP proof header, got %d", n)
+		}
+		return nil
 	case s.Type == "apiKey" && s.In == "cookie":
 		if _, err := r.Cookie(s.Name); err != nil {
 			return fmt.Errorf("no %s cookie", s.Name)

@@ -40,12 +40,25 @@ func TestCheckRequest(t *testing.T) {
 		}
 		return r
 	}
+	dpop := func(auth string, proofs ...string) *http.Request {
+		r := httptest.NewRequest("GET", "/todos", nil)
+		r.Header.Set("Authorization", auth)
+		for _, p := range proofs {
+			r.Header.Add("DPoP", p)
+		}
+		return r
+	}
 	tests := []struct {
 		name  string
 		req   *http.Request
 		body  string
 		valid bool
 	}{
+		{"list_with_dpop", dpop("DPoP t", "a.b.c"), "", true},
+		{"list_with_dpop_without_proof", dpop("DPoP t"), "", false},
+		{"list_with_dpop_and_two_proofs", dpop("DPoP t", "a.b.c", "d.e.f"), "", false},
+		{"list_with_dpop_proof_not_a_jws", dpop("DPoP t", "not a jws"), "", false},
+		{"list_with_bearer_and_proof", dpop("Bearer t", "a.b.c"), "", true},
 		{"list", newRequest("GET", "/todos?limit=10&completed=false", ""), "", true},
 		{"list_without_token", httptest.NewRequest("GET", "/todos", nil), "", false},
 		{"list_with_cookie_and_csrf", cookie(true), "", true},
@@ -104,6 +117,8 @@ func TestCheckResponse(t *testing.T) {
 		{"not_found", newRequest("GET", "/todos/"+id, ""), 404, h("Content-Type", "application/problem+json"), problem, true},
 		{"422_without_errors", newRequest("POST", "/todos", `{}`), 422, h("Content-Type", "application/problem+json"), `{"type":"about:blank","title":"Unprocessable Entity","status":422}`, false},
 		{"422_with_status_400", newRequest("POST", "/todos", `{}`), 422, h("Content-Type", "application/problem+json"), `{"type":"about:blank","title":"x","status":400,"errors":[{"field":"title","pointer":"/title","detail":"is required"}]}`, false},
+		{"401_dpop_challenge", newRequest("GET", "/todos", ""), 401, h("Content-Type", "application/problem+json", "WWW-Authenticate", `DPoP realm="todo-api", error="invalid_dpop_proof", algs="ES256", Bearer realm="todo-api"`, "DPoP-Nonce", "n"), problem, true},
+		{"401_other_scheme_challenge", newRequest("GET", "/todos", ""), 401, h("Content-Type", "application/problem+json", "WWW-Authenticate", `Basic realm="todo-api"`), problem, false},
 		{"401_without_challenge", newRequest("GET", "/todos", ""), 401, h("Content-Type", "application/problem+json"), problem, false},
 		{"unknown_path_404_problem", newRequest("GET", "/nope", ""), 404, h("Content-Type", "application/problem+json"), problem, true},
 		{"405_without_allow", newRequest("PUT", "/todos", ""), 405, h("Content-Type", "application/problem+json"), problem, false},
