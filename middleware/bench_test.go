@@ -284,7 +284,7 @@ func BenchmarkIntrospectionCacheHit(b *testing.B) {
 // the timer) is verified each time, per proof algorithm. Compare with
 // BenchmarkCacheHit for the cost of the proof.
 func BenchmarkDPoPCacheHit(b *testing.B) {
-	for _, alg := range []string{"ES256", "EdDSA", "RS256"} {
+	for _, alg := range []string{"ES256", "EdDSA", "RS256", "PS256"} {
 		b.Run(alg, func(b *testing.B) {
 			is := authtest.NewIssuer(b)
 			a := mustAuthenticator(b, is, func(c *middleware.Config) { c.DPoP = middleware.DPoPAllowed })

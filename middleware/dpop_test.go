@@ -415,6 +415,12 @@ func TestDPoPNonce(t *testing.T) {
 	if w := send(a, authtest.WithProofNonce(nonce)); w.Code != 200 || w.Header().Get("DPoP-Nonce") == "" {
 		t.Fatalf("with the nonce: %d %s, DPoP-Nonce %q", w.Code, w.Body, w.Header().Get("DPoP-Nonce"))
 	}
+	// Optional gives the next nonce to an accepted DPoP request too.
+	ow := httptest.NewRecorder()
+	a.Optional(echoSubject).ServeHTTP(ow, dpopRequest("GET", "/todos", "DPoP", tok, key.Proof(t, "GET", dpopURL, tok, authtest.WithProofTime(now), authtest.WithProofNonce(nonce))))
+	if ow.Code != 200 || ow.Header().Get("DPoP-Nonce") == "" {
+		t.Errorf("Optional with the nonce: %d, DPoP-Nonce %q", ow.Code, ow.Header().Get("DPoP-Nonce"))
+	}
 	forged := []byte(nonce)
 	forged[len(forged)-2] ^= 1
 	useNonce("forged nonce", send(a, authtest.WithProofNonce(string(forged))))

@@ -98,6 +98,7 @@ func (a *Authenticator) Optional(next http.Handler) http.Handler {
 		case err != nil:
 			a.WriteError(w, r, err)
 		default:
+			a.setNextDPoPNonce(w, p)
 			next.ServeHTTP(w, r.WithContext(principal.With(r.Context(), p)))
 		}
 	})

@@ -45,7 +45,11 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 		a.dpop = newDPoPVerifier(&a.cfg)
 	}
 	if cfg.ResourceMetadata != nil {
-		meta, err := cfg.ResourceMetadata.build(cfg.issuerNames())
+		var dm dpopMeta
+		if cfg.dpopOn() {
+			dm = dpopMeta{algs: cfg.DPoPAlgorithms, required: cfg.DPoP == DPoPRequired}
+		}
+		meta, err := cfg.ResourceMetadata.build(cfg.issuerNames(), dm)
 		if err != nil {
 			return nil, err
 		}
@@ -245,10 +249,7 @@ func (a *Authenticator) Require(next http.Handler) http.Handler {
 			a.WriteError(w, r, err)
 			return
 		}
-		if p.Binding == principal.BindingDPoP && a.dpop.nonces != nil {
-			// The nonce for the next proof (RFC 9449 §8.2).
-			w.Header().Set(DPoPNonceHeader, a.DPoPNonce())
-		}
+		a.setNextDPoPNonce(w, p)
 		next.ServeHTTP(w, r.WithContext(principal.With(r.Context(), p)))
 	})
 }

@@ -5,7 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
+	"net/http"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
 // Server-provided DPoP nonces (RFC 9449 §8, §9). With Config.DPoPNonceKeys
@@ -80,10 +83,19 @@ func (n *nonceSource) valid(nonce string, now time.Time) bool {
 
 // DPoPNonce returns the nonce to send in the DPoP-Nonce header now, or ""
 // when nonces are off. Require sends it on every answer to a DPoP request;
-// an adapter that calls Authenticate itself may do the same.
+// Optional and the Gin adapter too; an adapter that calls
+// Authenticate itself may do the same.
 func (a *Authenticator) DPoPNonce() string {
 	if a.dpop == nil || a.dpop.nonces == nil {
 		return ""
 	}
 	return a.dpop.nonces.current(a.cfg.Now())
+}
+
+// setNextDPoPNonce gives an accepted DPoP request the nonce for its next
+// proof (RFC 9449 §8.2), when nonces are on.
+func (a *Authenticator) setNextDPoPNonce(w http.ResponseWriter, p principal.Principal) {
+	if p.Binding == principal.BindingDPoP && a.dpop != nil && a.dpop.nonces != nil {
+		w.Header().Set(DPoPNonceHeader, a.DPoPNonce())
+	}
 }

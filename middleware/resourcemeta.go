@@ -39,8 +39,10 @@ const maxResourceLen = 2048
 //
 // Only parameters that describe what this middleware really does are
 // served: bearer_methods_supported is always ["header"] (see
-// BearerMethodsSupported), and nothing is said of DPoP or mutual-TLS bound
-// tokens, which it refuses.
+// BearerMethodsSupported); with Config.DPoP on,
+// dpop_signing_alg_values_supported is Config.DPoPAlgorithms and, in
+// DPoPRequired, dpop_bound_access_tokens_required is true; nothing is said
+// of mutual-TLS bound tokens, which it refuses.
 type ResourceMetadata struct {
 	// Resource is the resource identifier (RFC 9728 §1.2, RFC 8707): an
 	// absolute https URL with a host name (and a port from 1 to 65535, if
@@ -106,6 +108,8 @@ type resourceDocument struct {
 	ResourceDocumentation             string   `json:"resource_documentation,omitempty"`
 	ResourcePolicyURI                 string   `json:"resource_policy_uri,omitempty"`
 	ResourceTOSURI                    string   `json:"resource_tos_uri,omitempty"`
+	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported,omitempty"`
+	DPoPBoundAccessTokensRequired     bool     `json:"dpop_bound_access_tokens_required,omitempty"`
 }
 
 // resourceMeta is a validated ResourceMetadata, ready to serve.
@@ -264,8 +268,17 @@ func checkServerURL(raw string) error {
 	return nil
 }
 
-// build validates m, fills its defaults from cfg and renders the document.
-func (m *ResourceMetadata) build(issuers []string) (*resourceMeta, error) {
+// dpopMeta is what the document says of DPoP (RFC 9728 §2, from RFC 9449):
+// taken from Config, like bearer_methods_supported, not set by hand, so
+// the document cannot disagree with what Require does.
+type dpopMeta struct {
+	algs     []string // nil with DPoP disabled
+	required bool
+}
+
+// build validates m, fills its defaults from the issuers and the DPoP
+// settings, and renders the document.
+func (m *ResourceMetadata) build(issuers []string, dpop dpopMeta) (*resourceMeta, error) {
 	var errs []error
 	add := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("middleware: ResourceMetadata."+format, args...))
@@ -318,6 +331,8 @@ func (m *ResourceMetadata) build(issuers []string) (*resourceMeta, error) {
 		ResourceDocumentation:             m.ResourceDocumentation,
 		ResourcePolicyURI:                 m.ResourcePolicyURI,
 		ResourceTOSURI:                    m.ResourceTOSURI,
+		DPoPSigningAlgValuesSupported:     slices.Clone(dpop.algs),
+		DPoPBoundAccessTokensRequired:     dpop.required,
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

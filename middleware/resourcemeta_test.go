@@ -472,3 +472,54 @@ func FuzzResourceMetadataURL(f *testing.F) {
 		}
 	})
 }
+
+// TestResourceMetadataNamesDPoP: with DPoP on, the document says which
+// proof algorithms the resource accepts (dpop_signing_alg_values_supported,
+// RFC 9728 §2) and, in DPoPRequired, that it takes DPoP-bound tokens only
+// (dpop_bound_access_tokens_required); with DPoP off it says neither.
+func TestResourceMetadataNamesDPoP(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	tests := []struct {
+		mode     middleware.DPoPMode
+		algs     []string
+		wantAlgs []string
+		required bool
+	}{
+		{mode: middleware.DPoPDisabled},
+		{mode: middleware.DPoPAllowed, wantAlgs: middleware.DefaultDPoPAlgorithms()},
+		{mode: middleware.DPoPRequired, algs: []string{"ES256", "EdDSA"}, wantAlgs: []string{"ES256", "EdDSA"}, required: true},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.mode), func(t *testing.T) {
+			a := mustAuthenticator(t, is, func(c *middleware.Config) {
+				c.ResourceMetadata = &middleware.ResourceMetadata{Resource: "https://api.example.com"}
+				c.DPoP = tt.mode
+				c.DPoPAlgorithms = tt.algs
+			})
+			w := httptest.NewRecorder()
+			a.ResourceMetadataHandler().ServeHTTP(w, httptest.NewRequest("GET", middleware.WellKnownResourceMetadata, nil))
+			var doc map[string]any
+			if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil {
+				t.Fatalf("status %d, %v: %s", w.Code, err, w.Body)
+			}
+			var algs []string
+			if v, ok := doc["dpop_signing_alg_values_supported"].([]any); ok {
+				for _, s := range v {
+					algs = append(algs, s.(string))
+				}
+			}
+			if !reflect.DeepEqual(algs, tt.wantAlgs) {
+				t.Errorf("dpop_signing_alg_values_supported = %v, want %v", algs, tt.wantAlgs)
+			}
+			req, present := doc["dpop_bound_access_tokens_required"]
+			if tt.required && req != true {
+				t.Errorf("dpop_bound_access_tokens_required = %v, want true", req)
+			}
+			if !tt.required && present {
+				// false is the default (§2): omitted, as every parameter
+				// without a value is.
+				t.Errorf("dpop_bound_access_tokens_required = %v, want it omitted", req)
+			}
+		})
+	}
+}

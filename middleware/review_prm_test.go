@@ -45,7 +45,7 @@ func TestReviewResourceNeedsAHostAndPort(t *testing.T) {
 // multipart/byteranges answer that a client or shared cache must
 // reassemble, and that lets a single request multiply the answer.
 func TestReviewMetadataIsWhole(t *testing.T) {
-	m, err := (&ResourceMetadata{Resource: "https://api.example.com"}).build([]string{"https://as.example.com"})
+	m, err := (&ResourceMetadata{Resource: "https://api.example.com"}).build([]string{"https://as.example.com"}, dpopMeta{})
 	if err != nil {
 		t.Fatal(err)
 	}

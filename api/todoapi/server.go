@@ -20,7 +20,6 @@ import (
 	"github.com/tollgate-dev/tollgate/internal/httpserve"
 	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/middleware/ginauth"
-	"github.com/tollgate-dev/tollgate/middleware/principal"
 	"github.com/tollgate-dev/tollgate/todos"
 )
 
@@ -51,9 +50,6 @@ type deps struct {
 	// DPoP: DPoP-bound tokens are accepted, so browsers may send the DPoP
 	// header and read DPoP-Nonce.
 	DPoP bool
-	// DPoPNonces: proofs need server nonces; every answer to a DPoP
-	// request carries the next one.
-	DPoPNonces bool
 	// Ready lists what /readyz checks (the database, the signing keys).
 	Ready   []Pinger
 	Logger  *slog.Logger
@@ -204,9 +200,6 @@ func handleMetrics(m *metrics) gin.HandlerFunc {
 
 func requireAuth(d deps, scopes []string) gin.HandlersChain {
 	chain := gin.HandlersChain{privateAnswers, ginauth.Require(d.Auth)}
-	if d.DPoPNonces {
-		chain = append(chain, nextDPoPNonce(d.Auth))
-	}
 	if len(scopes) > 0 {
 		chain = append(chain, ginauth.RequireScopes(d.Auth, scopes...))
 	}
@@ -214,22 +207,6 @@ func requireAuth(d deps, scopes []string) gin.HandlersChain {
 		chain = append(chain, ginauth.RequireAnyRole(d.Auth, d.AllowedRoles...))
 	}
 	return chain
-}
-
-// nextDPoPNonce gives every accepted DPoP request the nonce for its next
-// proof (RFC 9449 §8.2), as middleware.Require does: ginauth.Require sends
-// one only with a 401 use_dpop_nonce, so without this a client would pay a
-// refused request each time the nonce rotates. Set before the handler
-// runs, so that a refusal further on (scope, role, step-up) carries it too.
-func nextDPoPNonce(a *middleware.Authenticator) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if p, ok := principal.From(c.Request.Context()); ok && p.Binding == principal.BindingDPoP {
-			if n := a.DPoPNonce(); n != "" {
-				c.Header(middleware.DPoPNonceHeader, n)
-			}
-		}
-		c.Next()
-	}
 }
 
 // underTodos reports whether path is a todo route's, or would be one.

@@ -187,7 +187,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		AllowedRoles:       cfg.AllowedRoles,
 		CORSAllowedOrigins: cfg.CORSAllowedOrigins,
 		DPoP:               cfg.dpopOn(),
-		DPoPNonces:         cfg.DPoPNonceSecret != "",
 		Ready: []Pinger{
 			PingFunc(func(ctx context.Context) error {
 				if err := sqlDB.PingContext(ctx); err != nil {

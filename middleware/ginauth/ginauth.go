@@ -26,8 +26,22 @@ func Require(a *middleware.Authenticator) gin.HandlerFunc {
 			c.Abort()
 			return
 		}
+		nextDPoPNonce(c, a, p)
 		c.Request = c.Request.WithContext(principal.With(c.Request.Context(), p))
 		c.Next()
+	}
+}
+
+// nextDPoPNonce gives an accepted DPoP request the nonce for its next proof
+// (RFC 9449 §8.2), as middleware.Require does, so that a client is not
+// refused each time the nonce rotates. It is set before the handler runs,
+// so a refusal further on (scope, role, step-up) carries it too.
+func nextDPoPNonce(c *gin.Context, a *middleware.Authenticator, p principal.Principal) {
+	if p.Binding != principal.BindingDPoP {
+		return
+	}
+	if n := a.DPoPNonce(); n != "" {
+		c.Header(middleware.DPoPNonceHeader, n)
 	}
 }
 
@@ -44,6 +58,7 @@ func Optional(a *middleware.Authenticator) gin.HandlerFunc {
 			c.Abort()
 			return
 		default:
+			nextDPoPNonce(c, a, p)
 			c.Request = c.Request.WithContext(principal.With(c.Request.Context(), p))
 		}
 		c.Next()

@@ -211,3 +211,69 @@ func TestGinRoles(t *testing.T) {
 	}()
 	ginauth.RequireAnyRole(a)
 }
+
+// TestGinDPoPNonceOnSuccess: with DPoP server nonces, Require and Optional
+// give an accepted DPoP request the nonce for its next proof, as
+// middleware.Require does (RFC 9449 §8.2), so a client is not refused each
+// time the nonce rotates; a Bearer request gets none.
+func TestGinDPoPNonceOnSuccess(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	is := authtest.NewIssuer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, err := middleware.New(ctx, middleware.Config{
+		Issuer: is.URL, Audiences: []string{authtest.Audience},
+		DPoP:          middleware.DPoPAllowed,
+		DPoPNonceKeys: [][]byte{[]byte(strings.Repeat("k", 32))},
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for a.Ready(ctx) != nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	r := gin.New()
+	ok := func(c *gin.Context) { c.Status(http.StatusNoContent) }
+	r.GET("/required", ginauth.Require(a), ok)
+	r.GET("/optional", ginauth.Optional(a), ok)
+
+	k := authtest.NewDPoPKey(t, "ES256")
+	tok := is.MintDPoP(t, "alice", k)
+	for _, path := range []string{"/required", "/optional"} {
+		t.Run(path, func(t *testing.T) {
+			send := func(nonce string) *httptest.ResponseRecorder {
+				req := httptest.NewRequest("GET", path, nil)
+				req.Header.Set("Authorization", "DPoP "+tok)
+				var opts []authtest.ProofOption
+				if nonce != "" {
+					opts = append(opts, authtest.WithProofNonce(nonce))
+				}
+				req.Header.Set("DPoP", k.Proof(t, "GET", "http://example.com"+path, tok, opts...))
+				w := httptest.NewRecorder()
+				r.ServeHTTP(w, req)
+				return w
+			}
+			first := send("")
+			nonce := first.Header().Get(middleware.DPoPNonceHeader)
+			if first.Code != http.StatusUnauthorized || nonce == "" {
+				t.Fatalf("without a nonce: %d, nonce %q", first.Code, nonce)
+			}
+			w := send(nonce)
+			if w.Code != http.StatusNoContent {
+				t.Fatalf("with the nonce: %d %s", w.Code, w.Header().Get("WWW-Authenticate"))
+			}
+			if w.Header().Get(middleware.DPoPNonceHeader) == "" {
+				t.Error("an accepted DPoP request got no DPoP-Nonce for its next proof")
+			}
+
+			req := httptest.NewRequest("GET", path, nil)
+			req.Header.Set("Authorization", "Bearer "+is.Token(t, "bob", nil))
+			w = httptest.NewRecorder()
+			r.ServeHTTP(w, req)
+			if w.Code != http.StatusNoContent || w.Header().Get(middleware.DPoPNonceHeader) != "" {
+				t.Errorf("Bearer: %d, DPoP-Nonce %q", w.Code, w.Header().Get(middleware.DPoPNonceHeader))
+			}
+		})
+	}
+}
