@@ -3,8 +3,12 @@ package devidp
 import (
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/middleware/authtest"
 )
 
 func TestNormalizeHTU(t *testing.T) {
@@ -60,4 +64,47 @@ func TestJTISetBounded(t *testing.T) {
 	if err := s.add("1", later.Add(time.Minute), later); err != nil {
 		t.Fatalf("expired id: %v", err)
 	}
+}
+
+// TestJTISetConcurrent: of many concurrent uses of one proof, one wins.
+func TestJTISetConcurrent(t *testing.T) {
+	s := newJTISet(DPoPReplayLimit)
+	now := time.Now()
+	var wg sync.WaitGroup
+	var accepted atomic.Int32
+	for range 32 {
+		wg.Go(func() {
+			if s.add("jkt jti", now.Add(time.Minute), now) == nil {
+				accepted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if accepted.Load() != 1 {
+		t.Fatalf("%d uses of one proof accepted, want 1", accepted.Load())
+	}
+}
+
+// FuzzVerifyProof: whatever the DPoP header holds, verify answers with a
+// proof or a proofError, never a panic or another error.
+func FuzzVerifyProof(f *testing.F) {
+	v, err := newDPoPVerifier("http://127.0.0.1:9000", time.Now)
+	if err != nil {
+		f.Fatal(err)
+	}
+	k := authtest.NewDPoPKey(f, "ES256")
+	f.Add(k.Proof(f, "POST", "http://127.0.0.1:9000/token", ""), "")
+	f.Add(k.Proof(f, "GET", "http://127.0.0.1:9000/userinfo", "tok"), "tok")
+	f.Add("e30.e30.", "")
+	f.Fuzz(func(t *testing.T, proof, token string) {
+		htu := v.tokenHTU
+		if token != "" {
+			htu = v.userinfoHTU
+		}
+		p, err := v.verify(proof, "POST", htu, token)
+		var pe *proofError
+		if (p == nil) == (err == nil) || (err != nil && !errors.As(err, &pe)) {
+			t.Fatalf("verify = %v, %v", p, err)
+		}
+	})
 }
