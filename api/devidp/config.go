@@ -24,6 +24,10 @@ const (
 	DefaultExchangePostLogoutRedirect = "http://localhost:3000/"
 	DefaultIntrospectionClientID      = "tollgate-todo-api"
 	DefaultIntrospectionClientSecret  = "dev-introspection-secret"
+	// The public development client (DefaultCLIClient): no secret, PKCE,
+	// a loopback redirect on any port (RFC 8252 §7.3).
+	DefaultCLIClientID    = "tollgate-cli"
+	DefaultCLIRedirectURL = "http://127.0.0.1/callback"
 )
 
 // Authentication context classes (the acr claim) the server issues, for
@@ -97,13 +101,22 @@ type User struct {
 	SecondFactor string
 }
 
-// Client is a registered confidential OAuth client. It authenticates with
-// client_secret_basic or client_secret_post. A client with RedirectURIs may
-// run the authorization code and refresh grants; one without (the todo API's
-// introspection client) can only call /introspect and /revoke.
+// Client is a registered OAuth client. A confidential one (the default)
+// authenticates with client_secret_basic or client_secret_post. A client
+// with RedirectURIs may run the authorization code and refresh grants; a
+// confidential one without (the todo API's introspection client) can only
+// call /introspect and /revoke.
+//
+// A Public client (RFC 6749 §2.1: a native app, a command-line tool) has
+// no Secret and names itself with client_id alone (token endpoint auth
+// method "none"); PKCE protects its codes, as every client's, and DPoP
+// binds its refresh tokens to its key (RFC 9449 §5). It needs
+// RedirectURIs and cannot introspect. A loopback IP redirect URI
+// (http://127.0.0.1/…) matches on any port (RFC 8252 §7.3).
 type Client struct {
 	ID                     string
 	Secret                 string
+	Public                 bool
 	RedirectURIs           []string
 	PostLogoutRedirectURIs []string
 }
@@ -116,8 +129,16 @@ func DemoUsers() []User {
 	}
 }
 
+// DefaultCLIClient is the public development client: tollgate-cli, no
+// secret, redirect to http://127.0.0.1/callback on any port, for
+// command-line tools and tests that get DPoP-bound tokens.
+func DefaultCLIClient() Client {
+	return Client{ID: DefaultCLIClientID, Public: true, RedirectURIs: []string{DefaultCLIRedirectURL}}
+}
+
 // DefaultClients returns the exchange's client and the todo API's
-// introspection client with their development secrets.
+// introspection client with their development secrets, and the public
+// DefaultCLIClient.
 func DefaultClients() []Client {
 	return []Client{
 		{
@@ -127,6 +148,7 @@ func DefaultClients() []Client {
 			PostLogoutRedirectURIs: []string{DefaultExchangePostLogoutRedirect},
 		},
 		{ID: DefaultIntrospectionClientID, Secret: DefaultIntrospectionClientSecret},
+		DefaultCLIClient(),
 	}
 }
 
@@ -198,8 +220,12 @@ func (c Config) validate() error {
 		switch {
 		case cl.ID == "":
 			errs = append(errs, errors.New("devidp: a client has no ID"))
-		case cl.Secret == "":
+		case !cl.Public && cl.Secret == "":
 			errs = append(errs, fmt.Errorf("devidp: client %q has no secret", cl.ID))
+		case cl.Public && cl.Secret != "":
+			errs = append(errs, fmt.Errorf("devidp: public client %q has a secret", cl.ID))
+		case cl.Public && len(cl.RedirectURIs) == 0:
+			errs = append(errs, fmt.Errorf("devidp: public client %q has no redirect URI", cl.ID))
 		case seen["client:"+cl.ID]:
 			errs = append(errs, fmt.Errorf("devidp: client %q is listed twice", cl.ID))
 		}

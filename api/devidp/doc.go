@@ -22,6 +22,32 @@
 // only: a refresh or ID token is inactive there, so that no resource server
 // takes one for a bearer token.
 //
+// DPoP (RFC 9449): a token request with a DPoP proof header gets
+// DPoP-bound tokens. The proof is checked as RFC 9449 §4.3 asks of an
+// authorization server (typ dpop+jwt; alg among DPoPAlgorithms, which
+// discovery lists as dpop_signing_alg_values_supported; a public jwk;
+// signature; htm POST; htu the token endpoint; iat within 60 s; a jti
+// not seen before, in a replay set of at most DPoPReplayLimit entries; no
+// ath), with github.com/go-jose/go-jose/v4, not the middleware's code, so
+// that tests cross-check the two. More than one DPoP header, or a bad
+// proof, is 400 invalid_dpop_proof. The access token then carries cnf.jkt,
+// the proof key's RFC 7638 SHA-256 thumbprint, and the answer says
+// token_type DPoP; introspection answers for it carry cnf.jkt and
+// token_type DPoP too. Refresh tokens of public clients are bound to the
+// key: a refresh must bring a proof of that key (invalid_dpop_proof
+// otherwise), and the new tokens stay bound. Refresh tokens of
+// confidential clients are not bound; each access token is bound to the
+// key of its own request's proof, if any. userinfo takes a bound token
+// only with the DPoP scheme and a proof (with ath) of its key. Without a
+// proof everything is as before: Bearer tokens.
+//
+// Besides the confidential clients, DefaultClients has a public one,
+// DefaultCLIClientID ("tollgate-cli"): no secret (token endpoint auth
+// method none), PKCE required as for every client, redirect URI
+// DefaultCLIRedirectURL on any loopback port (RFC 8252 §7.3), for
+// command-line tools and for tests that get DPoP-bound tokens. Public
+// clients cannot introspect.
+//
 // There is no single sign-on session: every authorization request shows the
 // login form, and end-session only redirects. So every sign-in is a fresh
 // one and meets any max_age.

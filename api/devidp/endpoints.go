@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"html/template"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,14 +18,45 @@ const maxFormBytes = 64 << 10
 
 // handleToken runs the authorization_code and refresh_token grants (RFC 6749
 // §4.1.3, §6) through fosite, which authenticates the client
-// (client_secret_basic or client_secret_post), checks PKCE, and rotates
-// refresh tokens.
+// (client_secret_basic, client_secret_post, or none for a public client),
+// checks PKCE, and rotates refresh tokens.
+//
+// A request with a DPoP header gets DPoP-bound tokens (RFC 9449 §5): the
+// proof is checked first (400 invalid_dpop_proof when it fails, or when
+// there is more than one DPoP header), its jti recorded once fosite has
+// accepted the client and the grant (so that requests without a valid
+// grant cannot fill the replay set), and the access token carries cnf.jkt
+// and comes with token_type DPoP. fosite knows nothing of DPoP: the
+// binding travels in our session (DPoPJKT, RefreshJKT) and fosite's
+// "bearer" token type is overwritten in the response.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	var proof *checkedProof
+	if raw, present, err := proofHeader(r); err != nil {
+		s.writeDPoPError(w, r, err)
+		return
+	} else if present {
+		if proof, err = s.dpop.verify(raw, r.Method, s.dpop.tokenHTU, ""); err != nil {
+			s.writeDPoPError(w, r, err)
+			return
+		}
+	}
 	ar, err := s.fosite.NewAccessRequest(ctx, r, newSession())
 	if err != nil {
 		s.writeTokenError(w, r, ar, err)
+		return
+	}
+	jkt := ""
+	if proof != nil {
+		if err := s.dpop.record(proof); err != nil {
+			s.writeDPoPError(w, r, err)
+			return
+		}
+		jkt = proof.jkt
+	}
+	if err := bindDPoP(ar, jkt); err != nil {
+		s.writeDPoPError(w, r, err)
 		return
 	}
 	resp, err := s.fosite.NewAccessResponse(ctx, ar)
@@ -32,7 +64,82 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeTokenError(w, r, ar, err)
 		return
 	}
+	if jkt != "" {
+		resp.SetTokenType("DPoP")
+	}
 	s.fosite.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// bindDPoP puts the proof key's thumbprint jkt ("" when the request had no
+// proof) into the session the new tokens are stored with.
+//
+// RFC 9449 §5: refresh tokens of public clients are bound to the key of the
+// proof they were issued with, and a refresh must prove possession of that
+// key; those of confidential clients are not bound (the client
+// authentication protects them), but each new access token is bound to the
+// key of the proof sent with its request, if any. A public client's refresh
+// token issued without a proof becomes bound at the first refresh that
+// carries one.
+//
+// A refresh without the bound key's proof is refused with
+// invalid_dpop_proof, not invalid_grant: the refresh token is still good
+// (it is not rotated, and the rightful holder can go on using it), what is
+// missing is the proof of possession; invalid_grant would tell a client to
+// drop the grant and sign in again.
+//
+// fosite gotcha: for the authorization_code grant the request's session
+// is the very object stored with the code, not a copy (the refresh grant
+// clones), so we bind a clone.
+func bindDPoP(ar fosite.AccessRequester, jkt string) error {
+	orig, ok := ar.GetSession().(*session)
+	if !ok {
+		return errors.New("devidp: unexpected session type")
+	}
+	sess := orig.Clone().(*session)
+	if ar.GetGrantTypes().ExactOne("refresh_token") && sess.RefreshJKT != "" && sess.RefreshJKT != jkt {
+		if jkt == "" {
+			return badProof("the refresh token is DPoP-bound and the request has no proof")
+		}
+		return badProof("the refresh token is bound to another DPoP key")
+	}
+	sess.DPoPJKT = jkt
+	if jkt != "" && ar.GetClient().IsPublic() {
+		sess.RefreshJKT = jkt
+	}
+	ar.SetSession(sess)
+	return nil
+}
+
+// writeUserinfoDPoPError answers a refused proof at userinfo with 401
+// and a DPoP challenge (RFC 9449 §7.1).
+func (s *Server) writeUserinfoDPoPError(w http.ResponseWriter, r *http.Request, err error) {
+	var pe *proofError
+	if errors.As(err, &pe) {
+		s.logger.LogAttrs(r.Context(), slog.LevelWarn, "dpop proof refused",
+			slog.String("path", r.URL.Path), slog.String("reason", err.Error()))
+		w.Header().Set("WWW-Authenticate", `DPoP realm="devidp", error="invalid_dpop_proof", algs="`+strings.Join(DPoPAlgorithms, " ")+`"`)
+		writeOAuthError(w, http.StatusUnauthorized, "invalid_dpop_proof", "DPoP proof refused: "+pe.reason)
+		return
+	}
+	s.writeDPoPError(w, r, err)
+}
+
+// writeDPoPError answers a refused proof with 400 invalid_dpop_proof (RFC
+// 9449 §5), saying why but never echoing the proof, and a full replay set
+// with 503.
+func (s *Server) writeDPoPError(w http.ResponseWriter, r *http.Request, err error) {
+	s.logger.LogAttrs(r.Context(), slog.LevelWarn, "dpop proof refused",
+		slog.String("path", r.URL.Path), slog.String("reason", err.Error()))
+	var pe *proofError
+	switch {
+	case errors.As(err, &pe):
+		writeOAuthError(w, http.StatusBadRequest, "invalid_dpop_proof", "DPoP proof refused: "+pe.reason)
+	case errors.Is(err, errDPoPReplayFull):
+		w.Header().Set("Retry-After", "60")
+		writeOAuthError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "too many DPoP proofs in the last minute")
+	default:
+		writeOAuthError(w, http.StatusInternalServerError, "server_error", "")
+	}
 }
 
 func (s *Server) writeTokenError(w http.ResponseWriter, r *http.Request, ar fosite.AccessRequester, err error) {
@@ -60,7 +167,10 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeOAuthError(w, http.StatusBadRequest, "invalid_request", "malformed form body")
 		return
 	}
-	if _, err := s.fosite.AuthenticateClient(ctx, r, r.PostForm); err != nil {
+	if c, err := s.fosite.AuthenticateClient(ctx, r, r.PostForm); err != nil || c.IsPublic() {
+		if err == nil {
+			err = fosite.ErrInvalidClient.WithHint("public clients cannot introspect")
+		}
 		s.logOAuthError(r, err)
 		w.Header().Set("WWW-Authenticate", `Basic realm="devidp"`)
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_client", "client authentication (client_secret_basic or client_secret_post) is required")
@@ -124,30 +234,72 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 // handleUserinfo returns the claims of the user an access token with the
 // openid scope speaks for (OpenID Connect Core §5.3). fosite has no userinfo
 // endpoint.
+//
+// userinfo is a protected resource, so a DPoP-bound token (RFC 9449 §7)
+// must come as "Authorization: DPoP <token>" with one proof of the bound
+// key for this request (htm, htu, ath); as a Bearer token it is refused.
+// An unbound token sent with the DPoP scheme is refused too, as the
+// middleware does: the scheme says the token is bound, and it is not.
 func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="devidp"`)
+	token = strings.TrimSpace(token)
+	dpop := strings.EqualFold(scheme, "DPoP")
+	if (!dpop && !strings.EqualFold(scheme, "Bearer")) || token == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="devidp", DPoP realm="devidp", algs="`+strings.Join(DPoPAlgorithms, " ")+`"`)
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_request", "an access token in the Authorization header is required")
 		return
 	}
+	var proof *checkedProof
+	if dpop {
+		raw, present, err := proofHeader(r)
+		if err == nil && !present {
+			err = badProof("the DPoP scheme needs a DPoP header")
+		}
+		if err == nil {
+			proof, err = s.dpop.verify(raw, r.Method, s.dpop.userinfoHTU, token)
+		}
+		if err != nil {
+			s.writeUserinfoDPoPError(w, r, err)
+			return
+		}
+	}
 	// fosite gotcha: IntrospectToken falls back to the other token type, so
 	// a refresh token would pass unless the use is checked.
-	use, ar, err := s.fosite.IntrospectToken(ctx, strings.TrimSpace(token), fosite.AccessToken, newSession())
-	if err != nil || use != fosite.AccessToken {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="devidp", error="invalid_token"`)
-		writeOAuthError(w, http.StatusUnauthorized, "invalid_token", "the access token is invalid, expired or revoked")
-		return
+	use, ar, err := s.fosite.IntrospectToken(ctx, token, fosite.AccessToken, newSession())
+	invalid := func(description string) {
+		w.Header().Set("WWW-Authenticate", map[bool]string{false: "Bearer", true: "DPoP"}[dpop]+` realm="devidp", error="invalid_token"`)
+		writeOAuthError(w, http.StatusUnauthorized, "invalid_token", description)
 	}
-	if !ar.GetGrantedScopes().Has("openid") {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="devidp", error="insufficient_scope", scope="openid"`)
-		writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the access token lacks the openid scope")
+	if err != nil || use != fosite.AccessToken {
+		invalid("the access token is invalid, expired or revoked")
 		return
 	}
 	sess, _ := ar.GetSession().(*session)
 	if sess == nil {
 		writeOAuthError(w, http.StatusInternalServerError, "server_error", "")
+		return
+	}
+	switch {
+	case sess.DPoPJKT != "" && proof == nil:
+		invalid("the access token is DPoP-bound: send it with the DPoP scheme and a proof")
+		return
+	case sess.DPoPJKT == "" && proof != nil:
+		invalid("the access token is not DPoP-bound: send it with the Bearer scheme")
+		return
+	case sess.DPoPJKT != "" && sess.DPoPJKT != proof.jkt:
+		invalid("the DPoP proof is not signed with the key the access token is bound to")
+		return
+	}
+	if proof != nil {
+		if err := s.dpop.record(proof); err != nil {
+			s.writeUserinfoDPoPError(w, r, err)
+			return
+		}
+	}
+	if !ar.GetGrantedScopes().Has("openid") {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="devidp", error="insufficient_scope", scope="openid"`)
+		writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the access token lacks the openid scope")
 		return
 	}
 	claims := map[string]any{"sub": sess.Subject}
@@ -249,6 +401,13 @@ func (s *Server) idTokenAudience(r *http.Request, raw string) ([]string, error) 
 func (s *Server) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 	iss := s.cfg.Issuer
 	authMethods := []string{"client_secret_basic", "client_secret_post"}
+	tokenAuthMethods := authMethods
+	for _, c := range s.clients {
+		if c.Public {
+			tokenAuthMethods = append(slices.Clip(authMethods), "none")
+			break
+		}
+	}
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	writeJSON(w, http.StatusOK, map[string]any{
 		"issuer":                                iss,
@@ -259,7 +418,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"revocation_endpoint":                   iss + "/revoke",
 		"userinfo_endpoint":                     iss + "/userinfo",
 		"end_session_endpoint":                  iss + "/logout",
-		"token_endpoint_auth_methods_supported": authMethods,
+		"token_endpoint_auth_methods_supported": tokenAuthMethods,
 		"introspection_endpoint_auth_methods_supported": authMethods,
 		"revocation_endpoint_auth_methods_supported":    authMethods,
 		"code_challenge_methods_supported":              []string{"S256"},
@@ -276,6 +435,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, _ *http.Request) {
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 		"claims_parameter_supported":                     false,
+		"dpop_signing_alg_values_supported":              DPoPAlgorithms,
 	})
 }
 

@@ -95,7 +95,11 @@ func WriteBanner(w io.Writer, cfg Config) error {
 	fmt.Fprintf(tw, "\nacr values\t%s (password), %s (password, then the code: asked for with acr_values)\n", ACRPassword, ACRTwoFactor)
 	fmt.Fprintf(tw, "\nclients\tsecret\tredirect URIs\tpost-logout redirect URIs\n")
 	for _, c := range cfg.Clients {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.ID, c.Secret, orNone(c.RedirectURIs, "(introspection only)"), orNone(c.PostLogoutRedirectURIs, "-"))
+		secret := c.Secret
+		if c.Public {
+			secret = "(public: none, PKCE)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", c.ID, secret, orNone(c.RedirectURIs, "(introspection only)"), orNone(c.PostLogoutRedirectURIs, "-"))
 	}
 	fmt.Fprintf(tw, "%s\n", line)
 	return tw.Flush()

@@ -35,7 +35,9 @@ type Server struct {
 	stepKey []byte
 	// steps counts the code attempts of each proof still in play, so that
 	// a proof allows a few tries and one completion (see stepAttempt).
-	steps   stepAttempts
+	steps stepAttempts
+	// dpop checks the DPoP proofs of token requests (RFC 9449).
+	dpop    *dpopVerifier
 	logger  *slog.Logger
 	handler http.Handler
 }
@@ -73,6 +75,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	stepKey := make([]byte, 32)
 	if _, err := rand.Read(stepKey); err != nil {
 		return nil, fmt.Errorf("devidp: step key: %w", err)
+	}
+
+	dpop, err := newDPoPVerifier(cfg.Issuer, time.Now)
+	if err != nil {
+		return nil, fmt.Errorf("devidp: endpoint URLs for DPoP: %w", err)
 	}
 
 	fc := &fosite.Config{
@@ -114,6 +121,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		users:   map[string]User{},
 		clients: map[string]Client{},
 		stepKey: stepKey,
+		dpop:    dpop,
 		logger:  cfg.Logger,
 	}
 	for _, u := range cfg.Users {
@@ -121,15 +129,23 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	var fclients []fosite.Client
 	for _, c := range cfg.Clients {
-		hash, err := fc.ClientSecretsHasher.Hash(ctx, []byte(c.Secret))
-		if err != nil {
-			return nil, fmt.Errorf("devidp: hashing the secret of client %q: %w", c.ID, err)
-		}
 		dc := &fosite.DefaultClient{
 			ID:       c.ID,
-			Secret:   hash,
 			Scopes:   slices.Clone(Scopes),
 			Audience: []string{cfg.Audience},
+			// fosite gotcha: a public DefaultClient (not an
+			// OpenIDConnectClient, so no token_endpoint_auth_method) is
+			// authenticated by client_id alone, at the token, revocation
+			// and introspection endpoints alike; handleIntrospect
+			// refuses public clients itself.
+			Public: c.Public,
+		}
+		if !c.Public {
+			hash, err := fc.ClientSecretsHasher.Hash(ctx, []byte(c.Secret))
+			if err != nil {
+				return nil, fmt.Errorf("devidp: hashing the secret of client %q: %w", c.ID, err)
+			}
+			dc.Secret = hash
 		}
 		if len(c.RedirectURIs) > 0 {
 			dc.RedirectURIs = slices.Clone(c.RedirectURIs)

@@ -24,6 +24,15 @@ type session struct {
 	*openid.DefaultSession
 	AccessClaims *jwt.JWTClaims
 	AccessHeader *jwt.Headers
+	// DPoPJKT is the cnf.jkt (RFC 9449 §6) of the access token being
+	// issued: the RFC 7638 thumbprint of the token request's proof key,
+	// or "" for a Bearer token. handleToken sets it on every token
+	// request, because the session fosite stores with a refresh token
+	// still carries the previous access token's.
+	DPoPJKT string
+	// RefreshJKT binds the grant's refresh tokens to a proof key: set for
+	// public clients only (RFC 9449 §5), checked on every refresh.
+	RefreshJKT string
 }
 
 var (
@@ -104,15 +113,20 @@ func (s *session) GetJWTHeader() *jwt.Headers {
 	return s.AccessHeader
 }
 
-// GetExtraClaims adds iss, acr and auth_time to introspection answers;
-// fosite writes the standard ones (sub, scope, exp, iat, aud, client_id,
-// username) itself.
+// GetExtraClaims adds iss, acr and auth_time to introspection answers,
+// and for a DPoP-bound token cnf.jkt and token_type "DPoP" (RFC 9449
+// §6.2); fosite writes the standard ones (sub, scope, exp, iat, aud,
+// client_id, username) itself, and passes token_type through.
 func (s *session) GetExtraClaims() map[string]any {
 	out := map[string]any{}
 	if s.AccessClaims != nil && s.AccessClaims.Issuer != "" {
 		out["iss"] = s.AccessClaims.Issuer
 	}
 	s.authClaims(out)
+	if s.DPoPJKT != "" {
+		out["cnf"] = map[string]any{"jkt": s.DPoPJKT}
+		out["token_type"] = "DPoP"
+	}
 	return out
 }
 
@@ -152,6 +166,9 @@ func (a *accessTokens) GenerateAccessToken(ctx context.Context, req fosite.Reque
 		// JTI stays empty: fosite puts a fresh UUID in each token.
 	}
 	s.authClaims(s.AccessClaims.Extra)
+	if s.DPoPJKT != "" {
+		s.AccessClaims.Extra["cnf"] = map[string]any{"jkt": s.DPoPJKT}
+	}
 	s.AccessHeader = &jwt.Headers{Extra: map[string]any{"typ": "at+jwt"}}
 	return a.CoreStrategy.GenerateAccessToken(ctx, req)
 }

@@ -100,6 +100,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (devi
 		Clients: []devidp.Client{
 			{ID: *exID, Secret: *exSecret, RedirectURIs: envflag.List(*exRedirects), PostLogoutRedirectURIs: envflag.List(*exLogout)},
 			{ID: *inID, Secret: *inSecret},
+			devidp.DefaultCLIClient(),
 		},
 	}
 	switch *format {

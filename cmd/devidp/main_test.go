@@ -48,7 +48,7 @@ func TestRun(t *testing.T) {
 	}
 	// The banner is printed in several writes: the issuer line may come
 	// before the rest.
-	wants := []string{"DEVELOPMENT ONLY", "tollgate-exchange", "s3cret-for-test", "tollgate-todo-api", "dev-introspection-secret", "alice", "bob", "2m0s"}
+	wants := []string{"DEVELOPMENT ONLY", "tollgate-exchange", "s3cret-for-test", "tollgate-todo-api", "dev-introspection-secret", "tollgate-cli", "(public: none, PKCE)", "alice", "bob", "2m0s"}
 	hasAll := func(banner string) bool {
 		for _, want := range wants {
 			if !strings.Contains(banner, want) {
