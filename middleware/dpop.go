@@ -164,7 +164,8 @@ func parseBaseURL(raw string) (*baseURL, error) {
 
 // expectedHTU is the URL the request's proof must name: the configured
 // external base URL, or the request's scheme (TLS or not) and Host, and
-// the request's path. Forwarded headers are not trusted.
+// the request's path (under the base URL's path, which it cannot leave).
+// Forwarded headers are not trusted.
 func (v *dpopVerifier) expectedHTU(r *http.Request) string {
 	path := "/"
 	if r.URL != nil {
@@ -173,7 +174,15 @@ func (v *dpopVerifier) expectedHTU(r *http.Request) string {
 		}
 	}
 	if v.base != nil {
-		return v.base.origin + v.base.prefix + path
+		// The request's path is normalised on its own first: its dot
+		// segments ("/../admin", "/%2e%2e/admin") must not climb out of
+		// the prefix to name a URL outside this server's part of the
+		// origin, where another service's proofs are made.
+		p, err := normalizePercent(path)
+		if err != nil {
+			return "" // not a URL: every proof fails to match
+		}
+		return v.base.origin + v.base.prefix + removeDotSegments(p)
 	}
 	scheme := "http"
 	if r.TLS != nil {
