@@ -215,27 +215,22 @@ func (v *dpopVerifier) verifyProof(proof, method, htu, token string, now time.Ti
 	if err != nil {
 		return "", none, dpopErr("DPoP proof header is malformed", err)
 	}
-	var hdr struct {
-		Typ  *string         `json:"typ"`
-		Alg  *string         `json:"alg"`
-		JWK  json.RawMessage `json:"jwk"`
-		Crit json.RawMessage `json:"crit"`
-	}
-	if err := json.Unmarshal(hb, &hdr); err != nil {
+	hdr, err := exactMembers(hb)
+	if err != nil {
 		return "", none, dpopErr("DPoP proof header is malformed", err)
 	}
-	if hdr.Typ == nil || *hdr.Typ != "dpop+jwt" {
+	if typ, ok := hdr.str("typ"); !ok || typ != "dpop+jwt" {
 		return "", none, dpopErr(`DPoP proof typ is not "dpop+jwt"`, nil)
 	}
-	if hdr.Alg == nil || !slices.Contains(v.algs, *hdr.Alg) {
+	alg, ok := hdr.str("alg")
+	if !ok || !slices.Contains(v.algs, alg) {
 		return "", none, dpopErr("DPoP proof algorithm not accepted", nil)
 	}
-	if hdr.Crit != nil {
+	if _, ok := hdr["crit"]; ok {
 		// RFC 7515 §4.1.11: extensions we do not understand are fatal.
 		return "", none, dpopErr("DPoP proof has crit extensions", nil)
 	}
-	alg := *hdr.Alg
-	key, jkt, err := parseProofJWK(hdr.JWK, alg)
+	key, jkt, err := parseProofJWK(hdr["jwk"], alg)
 	if err != nil {
 		return "", none, dpopErr("DPoP proof jwk is not an accepted public key", err)
 	}
@@ -254,27 +249,22 @@ func (v *dpopVerifier) verifyProof(proof, method, htu, token string, now time.Ti
 	if err != nil {
 		return "", none, dpopErr("DPoP proof claims are malformed", err)
 	}
-	var c struct {
-		Nonce *string  `json:"nonce"`
-		JTI   *string  `json:"jti"`
-		HTM   *string  `json:"htm"`
-		HTU   *string  `json:"htu"`
-		IAT   *float64 `json:"iat"`
-		ATH   *string  `json:"ath"`
-	}
-	if err := json.Unmarshal(pb, &c); err != nil {
+	c, err := exactMembers(pb)
+	if err != nil {
 		return "", none, dpopErr("DPoP proof claims are malformed", err)
 	}
-	if c.JTI == nil || *c.JTI == "" || len(*c.JTI) > maxJTIBytes {
+	jti, ok := c.str("jti")
+	if !ok || jti == "" || len(jti) > maxJTIBytes {
 		return "", none, dpopErr("DPoP proof jti is missing or too long", nil)
 	}
-	if c.HTM == nil || *c.HTM != method {
+	if htm, ok := c.str("htm"); !ok || htm != method {
 		return "", none, dpopErr("DPoP proof htm does not match the request method", nil)
 	}
-	if c.HTU == nil {
+	htuClaim, ok := c.str("htu")
+	if !ok {
 		return "", none, dpopErr("DPoP proof htu does not match the request URL", nil)
 	}
-	got, err := normalizeHTU(*c.HTU)
+	got, err := normalizeHTU(htuClaim)
 	if err != nil {
 		return "", none, dpopErr("DPoP proof htu does not match the request URL", err)
 	}
@@ -282,11 +272,12 @@ func (v *dpopVerifier) verifyProof(proof, method, htu, token string, now time.Ti
 	if err != nil || got != want {
 		return "", none, dpopErr("DPoP proof htu does not match the request URL", err)
 	}
-	if c.IAT == nil || math.IsNaN(*c.IAT) {
+	iat, ok := c.num("iat")
+	if !ok || math.IsNaN(iat) {
 		return "", none, dpopErr("DPoP proof has no iat", nil)
 	}
 	nowS := float64(now.UnixNano()) / 1e9
-	if w := v.window.Seconds(); *c.IAT < nowS-w || *c.IAT > nowS+w {
+	if w := v.window.Seconds(); iat < nowS-w || iat > nowS+w {
 		return "", none, dpopErr("DPoP proof iat is outside the accepted window", nil)
 	}
 	// The middleware always has a token; "" is a token request's proof
@@ -294,16 +285,60 @@ func (v *dpopVerifier) verifyProof(proof, method, htu, token string, now time.Ti
 	if token != "" {
 		sum := sha256.Sum256([]byte(token))
 		ath := base64.RawURLEncoding.EncodeToString(sum[:])
-		if c.ATH == nil || subtle.ConstantTimeCompare([]byte(*c.ATH), []byte(ath)) != 1 {
+		if got, ok := c.str("ath"); !ok || subtle.ConstantTimeCompare([]byte(got), []byte(ath)) != 1 {
 			return "", none, dpopErr("DPoP proof ath does not match the access token", nil)
 		}
 	}
 	// The nonce last: a client told to use one learns nothing else is
 	// wrong with its proof (RFC 9449 §9).
-	if v.nonces != nil && (c.Nonce == nil || !v.nonces.valid(*c.Nonce, now)) {
-		return "", none, errDPoPNonce
+	if v.nonces != nil {
+		if nonce, ok := c.str("nonce"); !ok || !v.nonces.valid(nonce, now) {
+			return "", none, errDPoPNonce
+		}
 	}
-	return jkt, proofClaims{jti: *c.JTI, iat: *c.IAT}, nil
+	return jkt, proofClaims{jti: jti, iat: iat}, nil
+}
+
+// jsonMembers are the members of a JSON object by their exact names.
+// JOSE header parameter and claim names are case-sensitive (RFC 7515 §4,
+// RFC 7519 §4), where encoding/json matches struct fields to names in any
+// case: decoded into a struct, a proof with "TYP" and no typ, or "HTU"
+// and no htu, would pass. Of duplicate names the last counts (RFC 7515
+// §4 allows that), as everywhere in encoding/json.
+type jsonMembers map[string]json.RawMessage
+
+func exactMembers(b []byte) (jsonMembers, error) {
+	var m jsonMembers
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil // nil for JSON null: every member is missing
+}
+
+// str is the member name when it is a JSON string (not null).
+func (m jsonMembers) str(name string) (string, bool) {
+	raw, ok := m[name]
+	if !ok || len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// num is the member name when it is a JSON number (not null).
+func (m jsonMembers) num(name string) (float64, bool) {
+	raw, ok := m[name]
+	if !ok || len(raw) == 0 || raw[0] == 'n' {
+		return 0, false
+	}
+	var f float64
+	if json.Unmarshal(raw, &f) != nil {
+		return 0, false
+	}
+	return f, true
 }
 
 // privateJWKMembers are the JWK members of private and symmetric keys
