@@ -188,7 +188,20 @@ func (v *dpopVerifier) expectedHTU(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
+	// net/http refuses a Host header with "/", "?", "#" or "@", but r.Host
+	// may come from elsewhere (another server, proxy-header middleware):
+	// any of them would move the request's path into the host, a query or
+	// a fragment, and a proof for "/" would pass for every path.
+	if strings.IndexFunc(r.Host, notHostChar) >= 0 {
+		return "" // not a URL: every proof fails to match
+	}
 	return scheme + "://" + r.Host + path
+}
+
+// notHostChar reports a character that has no place in an authority's
+// host and port (RFC 3986 §3.2.2: reg-name, IP literal, port).
+func notHostChar(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~!$&'()*+,;=:[]", r))
 }
 
 // proofClaims are the claims of a verified proof.
@@ -456,8 +469,8 @@ func normalizeHTU(s string) (string, error) {
 	if i := strings.LastIndexByte(authority, ':'); i >= 0 && !strings.Contains(authority[i:], "]") {
 		host, port = authority[:i], authority[i+1:]
 	}
-	if host == "" {
-		return "", errors.New("htu has no host")
+	if host == "" || strings.IndexFunc(host, notHostChar) >= 0 {
+		return "", errors.New("htu has no host, or a malformed one")
 	}
 	if bracketed := host[0] == '['; bracketed != (host[len(host)-1] == ']') ||
 		strings.ContainsAny(strings.Trim(host, "[]"), "[]") || !bracketed && strings.Contains(host, ":") {
