@@ -63,6 +63,10 @@ const (
 	// DefaultDPoPReplaySlots is the number of jti the replay cache holds:
 	// 16 bytes each, 4 MiB in all.
 	DefaultDPoPReplaySlots = 1 << 18
+	// maxDPoPProofWindow and maxDPoPReplaySlots bound the settings (see
+	// Config.dpopProblems).
+	maxDPoPProofWindow = time.Hour
+	maxDPoPReplaySlots = 1 << 26
 	// maxProofBytes bounds the DPoP header: an RSA-4096 jwk and the claims
 	// fit in well under half of it.
 	maxProofBytes = 8 << 10
