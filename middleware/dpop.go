@@ -327,7 +327,17 @@ type jsonMembers map[string]json.RawMessage
 func exactMembers(b []byte) (jsonMembers, error) {
 	var m jsonMembers
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
+		// The decoder's own text may quote the proof (a number it could
+		// not store, digit for digit): the log gets the offset alone.
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, fmt.Errorf("not JSON (offset %d)", se.Offset)
+		case errors.As(err, &te):
+			return nil, fmt.Errorf("not a JSON object (offset %d)", te.Offset)
+		}
+		return nil, errors.New("not a JSON object")
 	}
 	return m, nil // nil for JSON null: every member is missing
 }
