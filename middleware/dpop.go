@@ -396,21 +396,30 @@ func parseProofJWK(raw json.RawMessage, alg string) (any, string, error) {
 		}
 		return s
 	}
-	kty := str("kty")
+	// kty and crv are checked against the accepted names here, before
+	// jwkset sees them, so that no error (this package's or jwkset's)
+	// quotes a value of the proof into the log.
+	kty, crv := str("kty"), str("crv")
 	var mar jwkset.JWKMarshal
 	var members []string // RFC 7638 §3.2: required members, sorted
 	switch kty {
 	case "EC":
-		mar = jwkset.JWKMarshal{KTY: jwkset.KtyEC, CRV: jwkset.CRV(str("crv")), X: str("x"), Y: str("y")}
-		members = []string{"crv", string(mar.CRV), "kty", "EC", "x", mar.X, "y", mar.Y}
+		if crv != "P-256" && crv != "P-384" && crv != "P-521" {
+			return nil, "", errors.New("jwk crv not accepted for kty EC")
+		}
+		mar = jwkset.JWKMarshal{KTY: jwkset.KtyEC, CRV: jwkset.CRV(crv), X: str("x"), Y: str("y")}
+		members = []string{"crv", crv, "kty", "EC", "x", mar.X, "y", mar.Y}
 	case "OKP":
-		mar = jwkset.JWKMarshal{KTY: jwkset.KtyOKP, CRV: jwkset.CRV(str("crv")), X: str("x")}
-		members = []string{"crv", string(mar.CRV), "kty", "OKP", "x", mar.X}
+		if crv != "Ed25519" {
+			return nil, "", errors.New("jwk crv not accepted for kty OKP")
+		}
+		mar = jwkset.JWKMarshal{KTY: jwkset.KtyOKP, CRV: jwkset.CRV(crv), X: str("x")}
+		members = []string{"crv", crv, "kty", "OKP", "x", mar.X}
 	case "RSA":
 		mar = jwkset.JWKMarshal{KTY: jwkset.KtyRSA, E: str("e"), N: str("n")}
 		members = []string{"e", mar.E, "kty", "RSA", "n", mar.N}
 	default:
-		return nil, "", fmt.Errorf("jwk kty %q not accepted", kty)
+		return nil, "", errors.New("jwk kty not accepted")
 	}
 	j, err := jwkset.NewJWKFromMarshal(mar, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
 	if err != nil {

@@ -55,3 +55,33 @@ func TestReviewDPoPLogsNoProofValues(t *testing.T) {
 		}
 	}
 }
+
+// TestReviewDPoPLogsNoJWKValues: the proof's jwk members kty and crv were
+// quoted in the log (by this package and by jwkset) when not accepted.
+func TestReviewDPoPLogsNoJWKValues(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	var logs bytes.Buffer
+	a := dpopAuthenticator(t, is, middleware.DPoPAllowed, func(c *middleware.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	k := authtest.NewDPoPKey(t, "ES256")
+	tok := is.MintDPoP(t, "alice", k)
+	const marker = "c2VjcmV0LXZhbHVlLWZyb20tdGhlLXByb29m"
+	for name, edit := range map[string]func(jwk map[string]any){
+		"kty":    func(jwk map[string]any) { jwk["kty"] = marker },
+		"EC crv": func(jwk map[string]any) { jwk["crv"] = marker },
+		"OKP crv": func(jwk map[string]any) {
+			jwk["kty"], jwk["crv"] = "OKP", marker
+			delete(jwk, "y")
+		},
+	} {
+		logs.Reset()
+		p := k.Proof(t, "GET", dpopURL, tok, authtest.WithProofEdit(func(h, _ map[string]any) { edit(h["jwk"].(map[string]any)) }))
+		if w := do(a, dpopRequest("GET", "/todos", "DPoP", tok, p)); w.Code != 401 {
+			t.Errorf("%s: %d %s", name, w.Code, w.Body)
+		}
+		if strings.Contains(logs.String(), marker) {
+			t.Errorf("%s: the jwk's value is in the log:\n%s", name, logs.String())
+		}
+	}
+}
