@@ -174,8 +174,8 @@ type Config struct {
 	// Asymmetric algorithms only. Sent in the challenge's algs parameter.
 	DPoPAlgorithms []string
 	// DPoPProofWindow is how far a proof's iat may be from now, in the past
-	// or the future; default 60s. A jti is remembered for as long as its
-	// proof could be accepted. Negative values are refused.
+	// or the future; default 60s, at most an hour. A jti is remembered for
+	// as long as its proof could be accepted. Negative values are refused.
 	DPoPProofWindow time.Duration
 	// DPoPBaseURL is the external URL of this server (scheme://host[:port]
 	// and an optional path prefix a proxy strips), that a proof's htu must
@@ -184,7 +184,8 @@ type Config struct {
 	// trusted: behind a proxy, set this.
 	DPoPBaseURL string
 	// DPoPReplaySlots is the number of proof jti the replay cache holds
-	// (16 bytes each); default DefaultDPoPReplaySlots (262,144: 4 MiB).
+	// (16 bytes each); default DefaultDPoPReplaySlots (262,144: 4 MiB),
+	// at most 2^26 (1 GiB).
 	// When it is full of live entries new proofs are refused with 503
 	// until entries expire. Negative values are refused.
 	DPoPReplaySlots int
@@ -511,6 +512,16 @@ func (c *Config) dpopProblems() []error {
 			errs = append(errs, errors.New("middleware: DPoPNonceKeys: each key must be at least 32 bytes"))
 			break
 		}
+	}
+	// Upper bounds: a jti is kept for the proof window past its iat, in
+	// int64 nanoseconds, which a window of centuries overflows into the
+	// past (every proof then replayable); the replay table is allocated
+	// whole by New.
+	if c.DPoPProofWindow > maxDPoPProofWindow {
+		errs = append(errs, fmt.Errorf("middleware: DPoPProofWindow may be at most %v", maxDPoPProofWindow))
+	}
+	if c.DPoPReplaySlots > maxDPoPReplaySlots {
+		errs = append(errs, fmt.Errorf("middleware: DPoPReplaySlots may be at most %d", maxDPoPReplaySlots))
 	}
 	if c.DPoPNonceLifetime < 2*time.Second {
 		errs = append(errs, errors.New("middleware: DPoPNonceLifetime must be at least 2s (0 means the default)"))

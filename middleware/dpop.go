@@ -63,6 +63,10 @@ const (
 	// DefaultDPoPReplaySlots is the number of jti the replay cache holds:
 	// 16 bytes each, 4 MiB in all.
 	DefaultDPoPReplaySlots = 1 << 18
+	// maxDPoPProofWindow and maxDPoPReplaySlots bound the settings (see
+	// Config.dpopProblems).
+	maxDPoPProofWindow = time.Hour
+	maxDPoPReplaySlots = 1 << 26
 	// maxProofBytes bounds the DPoP header: an RSA-4096 jwk and the claims
 	// fit in well under half of it.
 	maxProofBytes = 8 << 10
@@ -164,7 +168,8 @@ func parseBaseURL(raw string) (*baseURL, error) {
 
 // expectedHTU is the URL the request's proof must name: the configured
 // external base URL, or the request's scheme (TLS or not) and Host, and
-// the request's path. Forwarded headers are not trusted.
+// the request's path (under the base URL's path, which it cannot leave).
+// Forwarded headers are not trusted.
 func (v *dpopVerifier) expectedHTU(r *http.Request) string {
 	path := "/"
 	if r.URL != nil {
@@ -173,13 +178,34 @@ func (v *dpopVerifier) expectedHTU(r *http.Request) string {
 		}
 	}
 	if v.base != nil {
-		return v.base.origin + v.base.prefix + path
+		// The request's path is normalised on its own first: its dot
+		// segments ("/../admin", "/%2e%2e/admin") must not climb out of
+		// the prefix to name a URL outside this server's part of the
+		// origin, where another service's proofs are made.
+		p, err := normalizePercent(path)
+		if err != nil {
+			return "" // not a URL: every proof fails to match
+		}
+		return v.base.origin + v.base.prefix + removeDotSegments(p)
 	}
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
+	// net/http refuses a Host header with "/", "?", "#" or "@", but r.Host
+	// may come from elsewhere (another server, proxy-header middleware):
+	// any of them would move the request's path into the host, a query or
+	// a fragment, and a proof for "/" would pass for every path.
+	if strings.IndexFunc(r.Host, notHostChar) >= 0 {
+		return "" // not a URL: every proof fails to match
+	}
 	return scheme + "://" + r.Host + path
+}
+
+// notHostChar reports a character that has no place in an authority's
+// host and port (RFC 3986 §3.2.2: reg-name, IP literal, port).
+func notHostChar(r rune) bool {
+	return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~!$&'()*+,;=:[]", r))
 }
 
 // proofClaims are the claims of a verified proof.
@@ -206,27 +232,22 @@ func (v *dpopVerifier) verifyProof(proof, method, htu, token string, now time.Ti
 	if err != nil {
 		return "", none, dpopErr("DPoP proof header is malformed", err)
 	}
-	var hdr struct {
-		Typ  *string         `json:"typ"`
-		Alg  *string         `json:"alg"`
-		JWK  json.RawMessage `json:"jwk"`
-		Crit json.RawMessage `json:"crit"`
-	}
-	if err := json.Unmarshal(hb, &hdr); err != nil {
+	hdr, err := exactMembers(hb)
+	if err != nil {
 		return "", none, dpopErr("DPoP proof header is malformed", err)
 	}
-	if hdr.Typ == nil || *hdr.Typ != "dpop+jwt" {
+	if typ, ok := hdr.str("typ"); !ok || typ != "dpop+jwt" {
 		return "", none, dpopErr(`DPoP proof typ is not "dpop+jwt"`, nil)
 	}
-	if hdr.Alg == nil || !slices.Contains(v.algs, *hdr.Alg) {
+	alg, ok := hdr.str("alg")
+	if !ok || !slices.Contains(v.algs, alg) {
 		return "", none, dpopErr("DPoP proof algorithm not accepted", nil)
 	}
-	if hdr.Crit != nil {
+	if _, ok := hdr["crit"]; ok {
 		// RFC 7515 §4.1.11: extensions we do not understand are fatal.
 		return "", none, dpopErr("DPoP proof has crit extensions", nil)
 	}
-	alg := *hdr.Alg
-	key, jkt, err := parseProofJWK(hdr.JWK, alg)
+	key, jkt, err := parseProofJWK(hdr["jwk"], alg)
 	if err != nil {
 		return "", none, dpopErr("DPoP proof jwk is not an accepted public key", err)
 	}
@@ -245,27 +266,22 @@ func (v *dpopVerifier) verifyProof(proof, method, htu, token string, now time.Ti
 	if err != nil {
 		return "", none, dpopErr("DPoP proof claims are malformed", err)
 	}
-	var c struct {
-		Nonce *string  `json:"nonce"`
-		JTI   *string  `json:"jti"`
-		HTM   *string  `json:"htm"`
-		HTU   *string  `json:"htu"`
-		IAT   *float64 `json:"iat"`
-		ATH   *string  `json:"ath"`
-	}
-	if err := json.Unmarshal(pb, &c); err != nil {
+	c, err := exactMembers(pb)
+	if err != nil {
 		return "", none, dpopErr("DPoP proof claims are malformed", err)
 	}
-	if c.JTI == nil || *c.JTI == "" || len(*c.JTI) > maxJTIBytes {
+	jti, ok := c.str("jti")
+	if !ok || jti == "" || len(jti) > maxJTIBytes {
 		return "", none, dpopErr("DPoP proof jti is missing or too long", nil)
 	}
-	if c.HTM == nil || *c.HTM != method {
+	if htm, ok := c.str("htm"); !ok || htm != method {
 		return "", none, dpopErr("DPoP proof htm does not match the request method", nil)
 	}
-	if c.HTU == nil {
+	htuClaim, ok := c.str("htu")
+	if !ok {
 		return "", none, dpopErr("DPoP proof htu does not match the request URL", nil)
 	}
-	got, err := normalizeHTU(*c.HTU)
+	got, err := normalizeHTU(htuClaim)
 	if err != nil {
 		return "", none, dpopErr("DPoP proof htu does not match the request URL", err)
 	}
@@ -273,11 +289,12 @@ func (v *dpopVerifier) verifyProof(proof, method, htu, token string, now time.Ti
 	if err != nil || got != want {
 		return "", none, dpopErr("DPoP proof htu does not match the request URL", err)
 	}
-	if c.IAT == nil || math.IsNaN(*c.IAT) {
+	iat, ok := c.num("iat")
+	if !ok || math.IsNaN(iat) {
 		return "", none, dpopErr("DPoP proof has no iat", nil)
 	}
 	nowS := float64(now.UnixNano()) / 1e9
-	if w := v.window.Seconds(); *c.IAT < nowS-w || *c.IAT > nowS+w {
+	if w := v.window.Seconds(); iat < nowS-w || iat > nowS+w {
 		return "", none, dpopErr("DPoP proof iat is outside the accepted window", nil)
 	}
 	// The middleware always has a token; "" is a token request's proof
@@ -285,16 +302,70 @@ func (v *dpopVerifier) verifyProof(proof, method, htu, token string, now time.Ti
 	if token != "" {
 		sum := sha256.Sum256([]byte(token))
 		ath := base64.RawURLEncoding.EncodeToString(sum[:])
-		if c.ATH == nil || subtle.ConstantTimeCompare([]byte(*c.ATH), []byte(ath)) != 1 {
+		if got, ok := c.str("ath"); !ok || subtle.ConstantTimeCompare([]byte(got), []byte(ath)) != 1 {
 			return "", none, dpopErr("DPoP proof ath does not match the access token", nil)
 		}
 	}
 	// The nonce last: a client told to use one learns nothing else is
 	// wrong with its proof (RFC 9449 §9).
-	if v.nonces != nil && (c.Nonce == nil || !v.nonces.valid(*c.Nonce, now)) {
-		return "", none, errDPoPNonce
+	if v.nonces != nil {
+		if nonce, ok := c.str("nonce"); !ok || !v.nonces.valid(nonce, now) {
+			return "", none, errDPoPNonce
+		}
 	}
-	return jkt, proofClaims{jti: *c.JTI, iat: *c.IAT}, nil
+	return jkt, proofClaims{jti: jti, iat: iat}, nil
+}
+
+// jsonMembers are the members of a JSON object by their exact names.
+// JOSE header parameter and claim names are case-sensitive (RFC 7515 §4,
+// RFC 7519 §4), where encoding/json matches struct fields to names in any
+// case: decoded into a struct, a proof with "TYP" and no typ, or "HTU"
+// and no htu, would pass. Of duplicate names the last counts (RFC 7515
+// §4 allows that), as everywhere in encoding/json.
+type jsonMembers map[string]json.RawMessage
+
+func exactMembers(b []byte) (jsonMembers, error) {
+	var m jsonMembers
+	if err := json.Unmarshal(b, &m); err != nil {
+		// The decoder's own text may quote the proof (a number it could
+		// not store, digit for digit): the log gets the offset alone.
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, fmt.Errorf("not JSON (offset %d)", se.Offset)
+		case errors.As(err, &te):
+			return nil, fmt.Errorf("not a JSON object (offset %d)", te.Offset)
+		}
+		return nil, errors.New("not a JSON object")
+	}
+	return m, nil // nil for JSON null: every member is missing
+}
+
+// str is the member name when it is a JSON string (not null).
+func (m jsonMembers) str(name string) (string, bool) {
+	raw, ok := m[name]
+	if !ok || len(raw) == 0 || raw[0] != '"' {
+		return "", false
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// num is the member name when it is a JSON number (not null).
+func (m jsonMembers) num(name string) (float64, bool) {
+	raw, ok := m[name]
+	if !ok || len(raw) == 0 || raw[0] == 'n' {
+		return 0, false
+	}
+	var f float64
+	if json.Unmarshal(raw, &f) != nil {
+		return 0, false
+	}
+	return f, true
 }
 
 // privateJWKMembers are the JWK members of private and symmetric keys
@@ -325,21 +396,30 @@ func parseProofJWK(raw json.RawMessage, alg string) (any, string, error) {
 		}
 		return s
 	}
-	kty := str("kty")
+	// kty and crv are checked against the accepted names here, before
+	// jwkset sees them, so that no error (this package's or jwkset's)
+	// quotes a value of the proof into the log.
+	kty, crv := str("kty"), str("crv")
 	var mar jwkset.JWKMarshal
 	var members []string // RFC 7638 §3.2: required members, sorted
 	switch kty {
 	case "EC":
-		mar = jwkset.JWKMarshal{KTY: jwkset.KtyEC, CRV: jwkset.CRV(str("crv")), X: str("x"), Y: str("y")}
-		members = []string{"crv", string(mar.CRV), "kty", "EC", "x", mar.X, "y", mar.Y}
+		if crv != "P-256" && crv != "P-384" && crv != "P-521" {
+			return nil, "", errors.New("jwk crv not accepted for kty EC")
+		}
+		mar = jwkset.JWKMarshal{KTY: jwkset.KtyEC, CRV: jwkset.CRV(crv), X: str("x"), Y: str("y")}
+		members = []string{"crv", crv, "kty", "EC", "x", mar.X, "y", mar.Y}
 	case "OKP":
-		mar = jwkset.JWKMarshal{KTY: jwkset.KtyOKP, CRV: jwkset.CRV(str("crv")), X: str("x")}
-		members = []string{"crv", string(mar.CRV), "kty", "OKP", "x", mar.X}
+		if crv != "Ed25519" {
+			return nil, "", errors.New("jwk crv not accepted for kty OKP")
+		}
+		mar = jwkset.JWKMarshal{KTY: jwkset.KtyOKP, CRV: jwkset.CRV(crv), X: str("x")}
+		members = []string{"crv", crv, "kty", "OKP", "x", mar.X}
 	case "RSA":
 		mar = jwkset.JWKMarshal{KTY: jwkset.KtyRSA, E: str("e"), N: str("n")}
 		members = []string{"e", mar.E, "kty", "RSA", "n", mar.N}
 	default:
-		return nil, "", fmt.Errorf("jwk kty %q not accepted", kty)
+		return nil, "", errors.New("jwk kty not accepted")
 	}
 	j, err := jwkset.NewJWKFromMarshal(mar, jwkset.JWKMarshalOptions{}, jwkset.JWKValidateOptions{})
 	if err != nil {
@@ -412,8 +492,8 @@ func normalizeHTU(s string) (string, error) {
 	if i := strings.LastIndexByte(authority, ':'); i >= 0 && !strings.Contains(authority[i:], "]") {
 		host, port = authority[:i], authority[i+1:]
 	}
-	if host == "" {
-		return "", errors.New("htu has no host")
+	if host == "" || strings.IndexFunc(host, notHostChar) >= 0 {
+		return "", errors.New("htu has no host, or a malformed one")
 	}
 	if bracketed := host[0] == '['; bracketed != (host[len(host)-1] == ']') ||
 		strings.ContainsAny(strings.Trim(host, "[]"), "[]") || !bracketed && strings.Contains(host, ":") {

@@ -215,7 +215,11 @@ func (a *Authenticator) checkProof(r *http.Request, p principal.Principal, token
 	if subtle.ConstantTimeCompare([]byte(jkt), []byte(p.JKT)) != 1 {
 		return errDPoPMismatch
 	}
-	expires := time.Unix(0, int64(c.iat*1e9)).Add(a.dpop.window)
+	// The window is inclusive (a proof exactly a window old passes) and
+	// iat is a float: the jti is kept a second past the last instant its
+	// proof could pass, so that neither the edge nor rounding leaves an
+	// instant at which the proof is accepted and its jti forgotten.
+	expires := time.Unix(0, int64(c.iat*1e9)).Add(a.dpop.window + time.Second)
 	switch a.dpop.replay.add(jkt, c.jti, expires, now) {
 	case replaySeen:
 		return errDPoPReplay

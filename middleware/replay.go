@@ -7,7 +7,8 @@ import (
 )
 
 // replayCache remembers the jti of accepted DPoP proofs until they could no
-// longer be accepted anyway (iat plus the proof window), so that a proof is
+// longer be accepted anyway (iat plus the proof window, plus a second so
+// that the inclusive edge of the window is covered), so that a proof is
 // used once (RFC 9449 §11.1). Its memory is fixed when it is made: slots
 // entries of 16 bytes (a 64-bit keyed hash of the key's thumbprint and the
 // jti, and an expiry), in buckets of 32; each jti may live in either of two
@@ -21,7 +22,7 @@ import (
 // jti is recorded only after every other check has passed, the token's
 // binding included, so only the holder of a valid DPoP-bound token and its
 // key can fill the cache, under a subject the log names; and every entry
-// expires at most two proof windows after it was made, so the cache
+// expires at most two proof windows (and a second) after it was made, so the cache
 // empties itself once the flood stops.
 //
 // Two proofs that hash alike within one window would be taken for a
