@@ -100,6 +100,10 @@ var (
 	errDPoPReplay   = newErr(ErrDPoPProof, ReasonDPoPReplay, "DPoP proof was used before", nil)
 	errDPoPFull     = newErr(ErrUnavailable, ReasonDPoPReplayFull, "too many DPoP proofs at once; retry", nil)
 	errBoundToken   = newErr(ErrInvalidToken, ReasonBoundToken, "token is bound to a key; sender-constrained tokens are not accepted", nil)
+	// errBoundAsBearer: DPoP is on and the token is bound to a DPoP key,
+	// but came as a bearer token (RFC 9449 §7.1); the same reason as any
+	// bound token, a description that says what to do.
+	errBoundAsBearer = newErr(ErrInvalidToken, ReasonBoundToken, "token is bound to a DPoP key: send it with the DPoP scheme and a proof", nil)
 )
 
 func dpopErr(desc string, cause error) *authError {

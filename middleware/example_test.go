@@ -481,5 +481,5 @@ func ExampleConfig_dpop() {
 	// Output:
 	// 200  alice, bound by dpop
 	// 401 DPoP realm="example", error="invalid_dpop_proof", error_description="DPoP proof was used before", algs="ES256 EdDSA RS256 PS256", Bearer realm="example" {"detail":"DPoP proof was used before","reason":"dpop_replay","status":401,"title":"Unauthorized","type":"about:blank"}
-	// 401 Bearer realm="example", error="invalid_token", error_description="token is bound to a key; sender-constrained tokens are not accepted", DPoP realm="example", algs="ES256 EdDSA RS256 PS256"
+	// 401 Bearer realm="example", error="invalid_token", error_description="token is bound to a DPoP key: send it with the DPoP scheme and a proof", DPoP realm="example", algs="ES256 EdDSA RS256 PS256"
 }

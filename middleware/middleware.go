@@ -190,7 +190,7 @@ func (a *Authenticator) checkBinding(r *http.Request, p principal.Principal, tok
 	case p.JKT == "":
 		err = errDPoPRequired
 	case !dpop:
-		err = errBoundToken
+		err = errBoundAsBearer
 	default:
 		err = a.checkProof(r, p, token, now)
 	}
