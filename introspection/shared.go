@@ -201,7 +201,9 @@ func (s *state) sharedGet(ctx context.Context, k key, token string) (entry, bool
 		}
 		return entry{}, false
 	}
-	sc.corrupt.Store(false)
+	if sc.corrupt.Load() {
+		sc.corrupt.Store(false)
+	}
 	if !s.now().Before(e.expires) {
 		return entry{}, false
 	}
