@@ -136,9 +136,33 @@ type Client struct {
 	// Now tells the time, for cache expiry; nil means time.Now.
 	Now func() time.Time
 	// Logger, if set, receives a record per introspection call (Debug),
-	// failure (Warn) and refused client credentials (Error). Tokens appear
-	// only as the first 8 hex digits of their SHA-256, under "token".
+	// failure (Warn) and refused client credentials (Error), and one when
+	// SharedCache fails (Warn) and recovers (Info). Tokens appear only as
+	// the first 12 hex digits of their SHA-256, under "token_sha256".
 	Logger *slog.Logger
+
+	// SharedCache, when set, is a second cache, shared by the instances of
+	// a fleet (Redis, for one): a lookup that misses the local cache looks
+	// there before it asks the server, and every verdict the server gives
+	// is stored there too, under the same rules as locally (active ones
+	// never past exp nor CacheTTL, inactive ones for InactiveCacheTTL).
+	// When it fails or is slow, the Client carries on with its local cache
+	// and the server, logs once per outage, and tries again a second later.
+	// Whoever can write to it can make this Client accept any token, unless
+	// SharedCacheKey is set: trust it like the connection to the server.
+	// Nil, the default: no shared cache. It has no effect when both
+	// CacheTTL and InactiveCacheTTL are negative. See the package
+	// documentation, "Cache shared by a fleet".
+	SharedCache SharedCache
+	// SharedCacheKey, when set (at least 32 random bytes, the same on every
+	// instance), authenticates every value in SharedCache with HMAC-SHA256
+	// bound to its key name: a value that fails is ignored, so that write
+	// access to the cache is not enough to forge a verdict, nor to move one
+	// from one token to another. Recommended whenever SharedCache is set.
+	SharedCacheKey []byte
+	// SharedCacheTimeout bounds each call to SharedCache. Zero means
+	// DefaultSharedCacheTimeout (100ms); it must not be negative.
+	SharedCacheTimeout time.Duration
 
 	once  sync.Once
 	state *state
@@ -152,6 +176,9 @@ type Stats struct {
 	Calls     uint64 // HTTP requests sent to the endpoint
 	Failures  uint64 // calls that ended unavailable or malformed
 	Refused   uint64 // lookups refused with ErrOverloaded
+
+	SharedHits   uint64 // answered from SharedCache (each also a Requests)
+	SharedErrors uint64 // calls to SharedCache that failed or timed out
 }
 
 // state is a Client's validated configuration and working parts.
@@ -169,6 +196,7 @@ type state struct {
 	cache       *cache        // nil when both TTLs disable caching
 	now         func() time.Time
 	log         *slog.Logger // nil: no logging
+	shared      *sharedCache // nil: no SharedCache
 
 	// slots holds a value per request in flight; its capacity is
 	// MaxInFlight.
@@ -247,6 +275,12 @@ func (c *Client) newState() (*state, error) {
 	if c.RateBurst < 0 {
 		errs = append(errs, errors.New("introspection: RateBurst must not be negative"))
 	}
+	if c.SharedCacheTimeout < 0 {
+		errs = append(errs, errors.New("introspection: SharedCacheTimeout must not be negative"))
+	}
+	if n := len(c.SharedCacheKey); n > 0 && n < MinSharedCacheKeyBytes {
+		errs = append(errs, fmt.Errorf("introspection: SharedCacheKey must be at least %d bytes, not %d", MinSharedCacheKeyBytes, n))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -299,6 +333,9 @@ func (c *Client) newState() (*state, error) {
 	s.http = &hc
 	if s.activeTTL > 0 || s.inactiveTTL > 0 {
 		s.cache = newCache(orDefault(c.CacheSize, DefaultCacheSize))
+		if c.SharedCache != nil {
+			s.shared = newSharedCache(c, s.maxBytes)
+		}
 	}
 	return s, nil
 }
@@ -316,13 +353,18 @@ func (c *Client) Stats() Stats {
 	if s == nil {
 		return Stats{}
 	}
-	return Stats{
+	st := Stats{
 		Requests:  s.requests.Load(),
 		CacheHits: s.hits.Load(),
 		Calls:     s.calls.Load(),
 		Failures:  s.failures.Load(),
 		Refused:   s.refused.Load(),
 	}
+	if s.shared != nil {
+		st.SharedHits = s.shared.hits.Load()
+		st.SharedErrors = s.shared.errs.Load()
+	}
+	return st
 }
 
 // Introspect asks the authorization server whether token is active, or
@@ -393,7 +435,10 @@ func (s *state) admit() error {
 	default:
 		return overloaded(fmt.Sprintf("MaxInFlight (%d) requests in flight", cap(s.slots)))
 	}
-	if s.limiter != nil && !s.limiter.Allow() {
+	// With a shared cache the rate is checked in the flight, after the
+	// shared cache missed: RateLimit bounds requests to the server, and a
+	// verdict another instance already has costs the server nothing.
+	if s.limiter != nil && s.shared == nil && !s.limiter.Allow() {
 		<-s.slots
 		return overloaded(fmt.Sprintf("RateLimit (%g/s) reached", float64(s.limiter.Limit())))
 	}
@@ -449,12 +494,27 @@ func (s *state) lookup(k key) (entry, bool) {
 	return e, ok
 }
 
-// fetchAndStore is the shared work of one coalesced lookup.
+// fetchAndStore is the shared work of one coalesced lookup: the shared
+// cache, if any, then the server. Calls to the shared cache are made here,
+// in the flight, so that concurrent lookups of one token make one call,
+// and no goroutine outlives the flight.
 func (s *state) fetchAndStore(ctx context.Context, k key, token string) (*Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	if s.shared != nil {
+		if e, ok := s.sharedGet(ctx, k, token); ok {
+			s.shared.hits.Add(1)
+			s.cache.put(k, e, s.now())
+			s.debug(ctx, "verdict from the shared cache", k.LogAttr())
+			return e.result()
+		}
+		if s.limiter != nil && !s.limiter.Allow() {
+			s.refused.Add(1)
+			return nil, overloaded(fmt.Sprintf("RateLimit (%g/s) reached", float64(s.limiter.Limit())))
+		}
+	}
+	fctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	start := time.Now()
-	resp, err := s.fetch(ctx, token)
+	resp, err := s.fetch(fctx, token)
 	now := s.now()
 	hash := k.LogAttr()
 
@@ -468,17 +528,26 @@ func (s *state) fetchAndStore(ctx context.Context, k key, token string) (*Respon
 			}
 			if now.Before(until) { // never keep an answer past exp
 				resp.CacheUntil = until
-				s.cache.put(k, entry{resp: resp, expires: until}, now)
+				e := entry{resp: resp, expires: until}
+				s.cache.put(k, e, now)
+				if s.shared != nil {
+					s.sharedPut(ctx, k, e, token, now)
+				}
 			}
 		}
 		return resp, nil
 	case errors.Is(err, ErrInactive):
 		s.debug(ctx, "token inactive", hash, slog.Duration("took", time.Since(start)))
 		if s.cache != nil && s.inactiveTTL > 0 {
-			s.cache.put(k, entry{err: err, expires: now.Add(s.inactiveTTL)}, now)
+			e := entry{err: err, expires: now.Add(s.inactiveTTL)}
+			s.cache.put(k, e, now)
+			if s.shared != nil {
+				s.sharedPut(ctx, k, e, token, now)
+			}
 		}
 		return nil, err
 	}
+	ctx = fctx
 
 	if errors.Is(context.Cause(ctx), errAbandoned) {
 		// Not a failure of the server: no one wanted the answer any more.

@@ -113,4 +113,45 @@
 // to the host and keeps as many idle for the next burst. RateLimit (off by
 // default) can also bound the new requests per second. Cache hits never
 // count against either bound. Stats.Refused counts the refusals.
+//
+// # Cache shared by a fleet
+//
+// Several instances of one API each keep their own cache, so each asks the
+// server about every token once. With SharedCache (Redis, say; the Client
+// needs only Get and Set, and an adapter elsewhere supplies them), a lookup
+// that misses the local cache looks in the shared one, inside the
+// coalesced request, before it asks the server; every verdict the server
+// gives is stored in both. The rules do not change: an active verdict is
+// kept until the token's exp or CacheTTL after the server gave it,
+// whichever is first, an inactive one (ErrNotAccessToken included) for
+// InactiveCacheTTL, failures never. The stored value carries that instant,
+// and a reader keeps the verdict no longer than it, nor past its own
+// TTLs, so passing a verdict between instances never makes it live longer.
+// With a shared cache, RateLimit counts only requests to the server.
+//
+// Keys are "tollgate:introspection:v1:", 32 hex digits of a hash of
+// Endpoint and ClientID (two APIs sharing one Redis never read each
+// other's verdicts), ":" and the 64 hex digits of the token's SHA-256.
+// Values are a version byte, a MAC flag, the MAC when there is one, and
+// JSON holding the instant and the server's answer (re-encoded; an answer
+// that quotes the token is never shared): never the token. A value that
+// cannot be read whole, or that is not an active access token's answer
+// where one should be, is ignored like a miss and logged once, until a
+// good one is read.
+//
+// Whoever can write to the shared cache could otherwise mark any token
+// active: without SharedCacheKey the cache is trusted as the connection to
+// the authorization server is. With it (at least 32 random bytes, the same
+// on every instance), each value carries an HMAC-SHA256 over its key name
+// and content, and a value that fails is ignored: write access to the
+// cache can then only delete verdicts (costing requests to the server),
+// not forge them, move them to another token, or replay them past their
+// instant. Set it. The MAC does not hide the answer's claims from those
+// who can read the cache.
+//
+// The shared cache never fails a lookup. Each call is bounded by
+// SharedCacheTimeout (100ms); when one fails the Client logs a warning,
+// answers from its local cache and the server, leaves the shared cache
+// alone for a second, then tries again; the first call that works logs
+// that it recovered. Stats.SharedHits and SharedErrors count.
 package introspection

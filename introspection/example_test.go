@@ -58,7 +58,7 @@ func ExampleClient_Introspect() {
 	// Output:
 	// alice todos:read,todos:write [todo-api] 2100
 	// 401: introspection: token is not active
-	// {Requests:3 CacheHits:1 Calls:2 Failures:0 Refused:0}
+	// {Requests:3 CacheHits:1 Calls:2 Failures:0 Refused:0 SharedHits:0 SharedErrors:0}
 }
 
 func ExampleClient_Validate() {

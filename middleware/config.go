@@ -189,6 +189,18 @@ type Config struct {
 	// When it is full of live entries new proofs are refused with 503
 	// until entries expire. Negative values are refused.
 	DPoPReplaySlots int
+	// DPoPReplayStore, when set, records the jti of accepted proofs for the
+	// whole fleet (Redis, for one), so that a proof used at one instance is
+	// refused at every other. The local replay cache is still consulted
+	// first. When the store fails or is slow, proofs are checked against
+	// the local cache only (a proof replayed at another instance may then
+	// pass), the outage is logged once, and the store is tried again a
+	// second later. Nil, the default: the local cache only. See the
+	// README's "Sharing caches across instances".
+	DPoPReplayStore ReplayStore
+	// DPoPReplayStoreTimeout bounds each call to DPoPReplayStore; default
+	// DefaultDPoPReplayStoreTimeout (100ms). Negative values are refused.
+	DPoPReplayStoreTimeout time.Duration
 	// DPoPNonceKeys, when set, make server nonces (RFC 9449 §9)
 	// mandatory: every proof must carry a nonce this server issued (in the
 	// DPoP-Nonce header of a 401 use_dpop_nonce, and of every answer of
@@ -378,6 +390,9 @@ func (c *Config) setDefaults() {
 	if c.DPoPReplaySlots == 0 {
 		c.DPoPReplaySlots = DefaultDPoPReplaySlots
 	}
+	if c.DPoPReplayStoreTimeout == 0 {
+		c.DPoPReplayStoreTimeout = DefaultDPoPReplayStoreTimeout
+	}
 	if c.DPoPNonceLifetime == 0 {
 		c.DPoPNonceLifetime = DefaultDPoPNonceLifetime
 	}
@@ -422,6 +437,7 @@ func (c *Config) validate() error {
 		{"HTTPTimeout", c.HTTPTimeout < 0},
 		{"DPoPProofWindow", c.DPoPProofWindow < 0},
 		{"DPoPReplaySlots", c.DPoPReplaySlots < 0},
+		{"DPoPReplayStoreTimeout", c.DPoPReplayStoreTimeout < 0},
 	} {
 		if f.neg {
 			errs = append(errs, fmt.Errorf("middleware: %s may not be negative (0 means the default)", f.name))

@@ -63,6 +63,10 @@ const (
 	// DefaultDPoPReplaySlots is the number of jti the replay cache holds:
 	// 16 bytes each, 4 MiB in all.
 	DefaultDPoPReplaySlots = 1 << 18
+	// DefaultDPoPReplayStoreTimeout bounds one call to a DPoPReplayStore:
+	// it is made on every DPoP request, so a store that does not answer in
+	// a few milliseconds must cost little.
+	DefaultDPoPReplayStoreTimeout = 100 * time.Millisecond
 	// maxDPoPProofWindow and maxDPoPReplaySlots bound the settings (see
 	// Config.dpopProblems).
 	maxDPoPProofWindow = time.Hour
@@ -133,7 +137,8 @@ type dpopVerifier struct {
 	window  time.Duration
 	base    *baseURL // nil: the request's own scheme and Host
 	replay  *replayCache
-	nonces  *nonceSource // nil: no server nonces
+	shared  *sharedReplay // nil: no DPoPReplayStore
+	nonces  *nonceSource  // nil: no server nonces
 }
 
 type baseURL struct {
@@ -147,6 +152,9 @@ func newDPoPVerifier(cfg *Config) *dpopVerifier {
 		algsStr: strings.Join(cfg.DPoPAlgorithms, " "),
 		window:  cfg.DPoPProofWindow,
 		replay:  newReplayCache(cfg.DPoPReplaySlots),
+	}
+	if cfg.DPoPReplayStore != nil {
+		v.shared = &sharedReplay{store: cfg.DPoPReplayStore, timeout: cfg.DPoPReplayStoreTimeout, log: cfg.Logger, now: cfg.Now}
 	}
 	if cfg.DPoPBaseURL != "" {
 		v.base, _ = parseBaseURL(cfg.DPoPBaseURL) // validated

@@ -1,8 +1,13 @@
 package middleware
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"hash/maphash"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -112,4 +117,74 @@ func (c *replayCache) add(jkt, jti string, expires, now time.Time) replayResult 
 	}
 	bucket.hash[slot], bucket.exp[slot] = x, expires.UnixNano()
 	return replayFresh
+}
+
+// ReplayStore records DPoP proof identifiers for the whole fleet: SetNX
+// stores key for ttl only if it is absent and reports whether it stored it
+// (false: seen before). Errors mean the store cannot be reached now. It must
+// be safe for concurrent use and honour ctx, which DPoPReplayStoreTimeout
+// bounds. A Redis adapter is SET key value NX PX ttl (ttl rounded up to a
+// whole millisecond).
+type ReplayStore interface {
+	SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (stored bool, err error)
+}
+
+// replayStoreKeyBase begins every key given to a ReplayStore.
+const replayStoreKeyBase = "tollgate:dpop-jti:v1:"
+
+// replayStoreRetry is how long a failed ReplayStore is left alone, so that
+// an outage in which every call times out costs one timeout a second, not
+// one per DPoP request.
+const replayStoreRetry = time.Second
+
+// sharedReplay is an Authenticator's view of its ReplayStore.
+//
+// When the store cannot be reached, proofs are checked against the local
+// replay cache only: a proof replayed at another instance during the outage
+// passes, as it would without a store, while failing closed (503 for every
+// DPoP request) would turn a Redis outage into an outage of the API. A
+// replay needs a captured proof, which is bound to one method and URL and
+// lives for the proof window only; the token, which the proof does not
+// replace, is checked as always.
+type sharedReplay struct {
+	store   ReplayStore
+	timeout time.Duration
+	log     *slog.Logger
+	now     func() time.Time
+
+	down  atomic.Bool  // a call failed and none has succeeded since
+	retry atomic.Int64 // Unix nanoseconds before which no call is made while down
+}
+
+// replayStoreKey names the proof (jkt, jti) in the store: a hash, so that
+// neither the jti nor the key's thumbprint is stored, and every key has the
+// same bounded length, whatever the proof's jti.
+func replayStoreKey(jkt, jti string) string {
+	h := sha256.New()
+	h.Write([]byte(jkt))
+	h.Write([]byte{0})
+	h.Write([]byte(jti))
+	return replayStoreKeyBase + hex.EncodeToString(h.Sum(nil))
+}
+
+// seen records the proof in the store for ttl and reports whether the
+// fleet had seen it already. A store that fails says "not seen".
+func (s *sharedReplay) seen(ctx context.Context, jkt, jti string, ttl time.Duration) bool {
+	if s.down.Load() && s.now().UnixNano() < s.retry.Load() {
+		return false
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	stored, err := s.store.SetNX(cctx, replayStoreKey(jkt, jti), []byte{1}, ttl)
+	cancel()
+	if err != nil {
+		s.retry.Store(s.now().Add(replayStoreRetry).UnixNano())
+		if s.down.CompareAndSwap(false, true) {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "DPoP replay store unavailable: checking proofs against this instance's replay cache only until it answers", errAttr(err))
+		}
+		return false
+	}
+	if s.down.Load() && s.down.CompareAndSwap(true, false) {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "DPoP replay store recovered")
+	}
+	return !stored
 }
