@@ -1,0 +1,99 @@
+package devidp_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tollgate-dev/tollgate/api/devidp"
+	"github.com/tollgate-dev/tollgate/middleware/authtest"
+)
+
+// TestReviewDPoP2TokenHTUTricks: a proof names the token endpoint's URL
+// as the issuer says it; other paths, trailing slashes, case in the path,
+// another port or host, dot segments and encoded slashes are refused.
+// Case in scheme and host, a default port, a query and a fragment are
+// what RFC 9449 §4.3 lets normalisation ignore.
+func TestReviewDPoP2TokenHTUTricks(t *testing.T) {
+	ts := mustStartDPoP(t, nil)
+	host := strings.TrimPrefix(ts.URL, "http://")
+	refused := []string{
+		ts.URL + "/token/",
+		ts.URL + "/TOKEN",
+		ts.URL + "//token",
+		ts.URL + "/./token",
+		ts.URL + "/x/../token",
+		ts.URL + "/%2Ftoken",
+		ts.URL + "/token%2F",
+		ts.URL + "/userinfo",
+		ts.URL,
+		"http://localhost:" + host[strings.LastIndex(host, ":")+1:] + "/token",
+		"http://" + host[:strings.LastIndex(host, ":")] + ":1/token",
+		"https://" + host + "/token",
+		"http://user@" + host + "/token",
+		"/token",
+		"token",
+	}
+	for _, htu := range refused {
+		k := authtest.NewDPoPKey(t, "ES256")
+		p := k.Proof(t, http.MethodPost, htu, "")
+		a := postToken(t, ts, codeForm(t, ts, clientID), true, p)
+		if a.status != http.StatusBadRequest || a.str("error") != "invalid_dpop_proof" {
+			t.Errorf("htu %q: status %d error %q, want 400 invalid_dpop_proof", htu, a.status, a.str("error"))
+		}
+	}
+	accepted := []string{
+		strings.ToUpper("http://"+host) + "/token",
+		ts.URL + "/token?x=1",
+		ts.URL + "/token#f",
+		ts.URL + "/tok%65n",
+	}
+	for _, htu := range accepted {
+		k := authtest.NewDPoPKey(t, "ES256")
+		a := postToken(t, ts, codeForm(t, ts, clientID), true, k.Proof(t, http.MethodPost, htu, ""))
+		wantTokens(t, ts, a, k)
+	}
+}
+
+// TestReviewDPoP2MalformedHeaders: garbage in the DPoP header is a 400
+// invalid_dpop_proof that neither the answer nor the log repeats.
+func TestReviewDPoP2MalformedHeaders(t *testing.T) {
+	var logs bytes.Buffer
+	ts := mustStartDPoP(t, func(c *devidp.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	secret := "SECRETPROOFPART"
+	for _, h := range []string{
+		secret,
+		secret + "." + secret + "." + secret,
+		"eyJ" + secret + ".eyJ" + secret + ".sig",
+		strings.Repeat("A", 8<<10) + secret,
+		"e30." + secret + ".",
+	} {
+		a := postToken(t, ts, codeForm(t, ts, clientID), true, h)
+		if a.status != http.StatusBadRequest || a.str("error") != "invalid_dpop_proof" {
+			t.Errorf("header %.20q: status %d error %q", h, a.status, a.str("error"))
+		}
+		if strings.Contains(a.raw, secret) {
+			t.Errorf("the answer repeats the proof: %s", a.raw)
+		}
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("the log repeats the proof:\n%s", logs.String())
+	}
+}
+
+// TestReviewDPoP2IssuerWithEmptyQueryOrFragment: an Issuer with an empty
+// query ("?") or fragment ("#") passes the "no query or fragment" check,
+// and then the token and userinfo endpoints' htu both normalise to the
+// issuer's root: the two endpoints, and "/", cannot be told apart.
+func TestReviewDPoP2IssuerWithEmptyQueryOrFragment(t *testing.T) {
+	for _, iss := range []string{"http://127.0.0.1:9/?", "http://127.0.0.1:9#", "http://127.0.0.1:9/#"} {
+		_, err := devidp.New(context.Background(), devidp.Config{Issuer: iss, SigningKey: testKey(), AccessTokenTTL: ttl,
+			Logger: slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))})
+		if err == nil || !strings.Contains(err.Error(), "Issuer") {
+			t.Errorf("Issuer %q: New answered %v, want the Issuer refused", iss, err)
+		}
+	}
+}
