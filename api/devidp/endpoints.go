@@ -267,8 +267,16 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	// fosite gotcha: IntrospectToken falls back to the other token type, so
 	// a refresh token would pass unless the use is checked.
 	use, ar, err := s.fosite.IntrospectToken(ctx, token, fosite.AccessToken, newSession())
+	// A refusal's challenge names the scheme the request used (RFC 9449
+	// §7.1), with the proof algorithms for DPoP.
+	challenge := func(params string) string {
+		if dpop {
+			return `DPoP realm="devidp", ` + params + `, algs="` + strings.Join(DPoPAlgorithms, " ") + `"`
+		}
+		return `Bearer realm="devidp", ` + params
+	}
 	invalid := func(description string) {
-		w.Header().Set("WWW-Authenticate", map[bool]string{false: "Bearer", true: "DPoP"}[dpop]+` realm="devidp", error="invalid_token"`)
+		w.Header().Set("WWW-Authenticate", challenge(`error="invalid_token"`))
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_token", description)
 	}
 	if err != nil || use != fosite.AccessToken {
@@ -298,7 +306,7 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !ar.GetGrantedScopes().Has("openid") {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="devidp", error="insufficient_scope", scope="openid"`)
+		w.Header().Set("WWW-Authenticate", challenge(`error="insufficient_scope", scope="openid"`))
 		writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the access token lacks the openid scope")
 		return
 	}

@@ -5,8 +5,11 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+
+	"golang.org/x/oauth2"
 
 	"github.com/tollgate-dev/tollgate/api/devidp"
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
@@ -95,5 +98,35 @@ func TestReviewDPoP2IssuerWithEmptyQueryOrFragment(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "Issuer") {
 			t.Errorf("Issuer %q: New answered %v, want the Issuer refused", iss, err)
 		}
+	}
+}
+
+// TestReviewDPoP2UserinfoScopeChallenge: a DPoP request to userinfo with a
+// bound token that lacks openid is refused 403 insufficient_scope with a
+// DPoP challenge (RFC 9449 §7.1): the scheme the client used, and the one
+// whose algs it needs; a Bearer challenge tells it to drop the proof.
+func TestReviewDPoP2UserinfoScopeChallenge(t *testing.T) {
+	ts := mustStartDPoP(t, nil)
+	k := authtest.NewDPoPKey(t, "ES256")
+	verifier := oauth2.GenerateVerifier()
+	q := login(t, ts, oauthConfig(ts, "todos:read"), "alice", "alice", oauth2.S256ChallengeOption(verifier))
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {q.Get("code")}, "redirect_uri": {redirectURL}, "code_verifier": {verifier}}
+	a := postToken(t, ts, form, true, proof(t, ts, k))
+	tok := a.str("access_token")
+	if a.status != http.StatusOK || tok == "" {
+		t.Fatalf("token: %d %s", a.status, a.raw)
+	}
+	userinfo := ts.URL + "/userinfo"
+	req := mustRequest(t, http.MethodGet, userinfo, nil)
+	req.Header.Set("Authorization", "DPoP "+tok)
+	req.Header.Set("DPoP", k.Proof(t, http.MethodGet, userinfo, tok))
+	resp := mustDo(t, http.DefaultClient, req)
+	body := readAll(t, resp)
+	ch := resp.Header.Get("WWW-Authenticate")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "insufficient_scope") {
+		t.Fatalf("status %d %s, want 403 insufficient_scope", resp.StatusCode, body)
+	}
+	if !strings.HasPrefix(ch, "DPoP ") || !strings.Contains(ch, `error="insufficient_scope"`) || !strings.Contains(ch, `algs="`) {
+		t.Fatalf("WWW-Authenticate %q, want a DPoP insufficient_scope challenge with algs", ch)
 	}
 }
