@@ -24,9 +24,9 @@ const maxFormBytes = 64 << 10
 // A request with a DPoP header gets DPoP-bound tokens (RFC 9449 §5): the
 // proof is checked first (400 invalid_dpop_proof when it fails, or when
 // there is more than one DPoP header), its jti recorded once fosite has
-// accepted the client and the grant (so that requests without a valid
-// grant cannot fill the replay set), and the access token carries cnf.jkt
-// and comes with token_type DPoP. fosite knows nothing of DPoP: the
+// accepted the client and the grant and bindDPoP the proof's key (so that
+// refused requests cannot fill the replay set), and the access token
+// carries cnf.jkt and comes with token_type DPoP. fosite knows nothing of DPoP: the
 // binding travels in our session (DPoPJKT, RefreshJKT) and fosite's
 // "bearer" token type is overwritten in the response.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
@@ -49,15 +49,20 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	jkt := ""
 	if proof != nil {
-		if err := s.dpop.record(proof); err != nil {
-			s.writeDPoPError(w, r, err)
-			return
-		}
 		jkt = proof.jkt
 	}
 	if err := bindDPoP(ar, jkt); err != nil {
 		s.writeDPoPError(w, r, err)
 		return
+	}
+	// Recorded only now: a refresh refused for its proof's key leaves the
+	// refresh token usable, so recording before would let one refresh
+	// token, sent again with proofs of fresh keys, fill the replay set.
+	if proof != nil {
+		if err := s.dpop.record(proof); err != nil {
+			s.writeDPoPError(w, r, err)
+			return
+		}
 	}
 	resp, err := s.fosite.NewAccessResponse(ctx, ar)
 	if err != nil {

@@ -130,3 +130,26 @@ func TestReviewDPoP2UserinfoScopeChallenge(t *testing.T) {
 		t.Fatalf("WWW-Authenticate %q, want a DPoP insufficient_scope challenge with algs", ch)
 	}
 }
+
+// TestReviewDPoP2WrongKeyRefreshTakesNoRoom: a refresh refused because
+// its proof is not of the refresh token's key leaves the refresh token as
+// it was, so one refresh token (any user's, of the public client) could
+// be sent again and again with proofs of fresh keys; each took a place in
+// the replay set, and a full set answers every DPoP token request 503.
+// A refused refresh, like any refused request, must take no room.
+func TestReviewDPoP2WrongKeyRefreshTakesNoRoom(t *testing.T) {
+	ts := mustStartDPoP(t, nil)
+	const limit = 4
+	devidp.SetDPoPReplayLimit(ts.IDP, limit)
+	k := authtest.NewDPoPKey(t, "ES256")
+	first := postToken(t, ts, codeForm(t, ts, cliID), false, proof(t, ts, k))
+	wantTokens(t, ts, first, k)
+	rf := refreshForm(first, cliID)
+	for range limit {
+		wantProofRefused(t, postToken(t, ts, rf, false, proof(t, ts, authtest.NewDPoPKey(t, "ES256"))))
+	}
+	// Someone else's code redemption, and the rightful refresh, still pass.
+	k2 := authtest.NewDPoPKey(t, "EdDSA")
+	wantTokens(t, ts, postToken(t, ts, codeForm(t, ts, cliID), false, proof(t, ts, k2)), k2)
+	wantTokens(t, ts, postToken(t, ts, rf, false, proof(t, ts, k)), k)
+}
