@@ -26,9 +26,9 @@ const maxFormBytes = 64 << 10
 // there is more than one DPoP header), its jti recorded once fosite has
 // accepted the client and the grant and bindDPoP the proof's key (so that
 // refused requests cannot fill the replay set), and the access token
-// carries cnf.jkt and comes with token_type DPoP. fosite knows nothing of DPoP: the
-// binding travels in our session (DPoPJKT, RefreshJKT) and fosite's
-// "bearer" token type is overwritten in the response.
+// carries cnf.jkt and comes with token_type DPoP. fosite knows nothing of
+// DPoP: the binding travels in our session (DPoPJKT, RefreshJKT) and
+// fosite's "bearer" token type is overwritten in the response.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
@@ -59,7 +59,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	// refresh token usable, so recording before would let one refresh
 	// token, sent again with proofs of fresh keys, fill the replay set.
 	if proof != nil {
-		if err := s.dpop.record(proof); err != nil {
+		if err := s.dpop.record(s.dpop.tokenReplay, proof); err != nil {
 			s.writeDPoPError(w, r, err)
 			return
 		}
@@ -305,7 +305,7 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if proof != nil {
-		if err := s.dpop.record(proof); err != nil {
+		if err := s.dpop.record(s.dpop.userinfoReplay, proof); err != nil {
 			s.writeUserinfoDPoPError(w, r, err)
 			return
 		}

@@ -1,5 +1,7 @@
 package devidp
 
-// SetDPoPReplayLimit gives s a fresh DPoP replay set of limit entries, so
-// that tests can fill it with a handful of requests.
-func SetDPoPReplayLimit(s *Server, limit int) { s.dpop.replay = newJTISet(limit) }
+// SetDPoPReplayLimit gives s fresh DPoP replay sets of limit entries, so
+// that tests can fill them with a handful of requests.
+func SetDPoPReplayLimit(s *Server, limit int) {
+	s.dpop.tokenReplay, s.dpop.userinfoReplay = newJTISet(limit), newJTISet(limit)
+}

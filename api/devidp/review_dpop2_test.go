@@ -153,3 +153,27 @@ func TestReviewDPoP2WrongKeyRefreshTakesNoRoom(t *testing.T) {
 	wantTokens(t, ts, postToken(t, ts, codeForm(t, ts, cliID), false, proof(t, ts, k2)), k2)
 	wantTokens(t, ts, postToken(t, ts, rf, false, proof(t, ts, k)), k)
 }
+
+// TestReviewDPoP2UserinfoCannotFillTokenReplaySet: the holder of one bound
+// access token may send userinfo as many fresh proofs as he likes, each a
+// valid request whose jti is kept a minute; with one replay set for both
+// endpoints that filled it, and every DPoP token request, anyone's, was
+// answered 503. A userinfo proof can never pass at the token endpoint
+// (htu, ath), so the endpoints keep apart sets.
+func TestReviewDPoP2UserinfoCannotFillTokenReplaySet(t *testing.T) {
+	ts := mustStartDPoP(t, nil)
+	const limit = 3
+	devidp.SetDPoPReplayLimit(ts.IDP, limit)
+	k := authtest.NewDPoPKey(t, "ES256")
+	tok := postToken(t, ts, codeForm(t, ts, clientID), true, proof(t, ts, k)).str("access_token")
+	userinfo := ts.URL + "/userinfo"
+	for range limit + 1 {
+		req := mustRequest(t, http.MethodGet, userinfo, nil)
+		req.Header.Set("Authorization", "DPoP "+tok)
+		req.Header.Set("DPoP", k.Proof(t, http.MethodGet, userinfo, tok))
+		resp := mustDo(t, http.DefaultClient, req)
+		readAll(t, resp)
+	}
+	k2 := authtest.NewDPoPKey(t, "EdDSA")
+	wantTokens(t, ts, postToken(t, ts, codeForm(t, ts, cliID), false, proof(t, ts, k2)), k2)
+}
