@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -222,10 +223,17 @@ func TestDPoPClient(t *testing.T) {
 	}
 
 	// The refresh token of a public client is bound to the key too: a
-	// refresh with another key's proof is refused, with this key's it
-	// gives a new token bound to the same key.
-	if _, err := refreshWith(t, st, other, tok.RefreshToken); err == nil {
-		t.Fatal("a refresh with another key's proof was accepted")
+	// refresh with another key's proof, or with none, is refused with
+	// invalid_dpop_proof (any other error would not show the binding: a
+	// thief without the key must get neither a token bound to his key nor
+	// an unbound one), and leaves the refresh token usable; with this
+	// key's proof it gives a new token bound to the same key.
+	for _, k := range []*authtest.DPoPKey{other, nil} {
+		_, err := refreshWith(t, st, k, tok.RefreshToken)
+		var re *oauth2.RetrieveError
+		if !errors.As(err, &re) || re.Response.StatusCode != http.StatusBadRequest || re.ErrorCode != "invalid_dpop_proof" {
+			t.Fatalf("a refresh with %s: %v, want 400 invalid_dpop_proof", map[bool]string{true: "no proof", false: "another key's proof"}[k == nil], err)
+		}
 	}
 	fresh, err := refreshWith(t, st, key, tok.RefreshToken)
 	if err != nil {
@@ -241,7 +249,8 @@ func TestDPoPClient(t *testing.T) {
 	}
 }
 
-// refreshWith runs the refresh grant as tollgate-cli with a proof of key.
+// refreshWith runs the refresh grant as tollgate-cli with a proof of key,
+// or without a proof for a nil key.
 func refreshWith(t *testing.T, st *devstack.Stack, key *authtest.DPoPKey, refreshToken string) (*oauth2.Token, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
@@ -250,6 +259,9 @@ func refreshWith(t *testing.T, st *devstack.Stack, key *authtest.DPoPKey, refres
 		ClientID: devidp.DefaultCLIClientID,
 		Endpoint: oauth2.Endpoint{TokenURL: st.IssuerURL + "/token", AuthStyle: oauth2.AuthStyleInParams},
 	}
-	hc := &http.Client{Transport: proofTransport{t: t, key: key}}
+	hc := &http.Client{Transport: http.DefaultTransport}
+	if key != nil {
+		hc.Transport = proofTransport{t: t, key: key}
+	}
 	return conf.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, hc), &oauth2.Token{RefreshToken: refreshToken}).Token()
 }

@@ -194,7 +194,11 @@ func (c Config) validate() error {
 	var errs []error
 	if c.Issuer == "" {
 		errs = append(errs, errors.New("devidp: Issuer is required"))
-	} else if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+	} else if u, err := url.Parse(c.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(c.Issuer, "#") {
+		// An empty "?" or "#" counts too: the endpoint URLs are the
+		// Issuer and a path, which would land in the query or fragment,
+		// and every endpoint's DPoP htu would be the Issuer's root.
 		errs = append(errs, fmt.Errorf("devidp: Issuer %q is not an http(s) URL without query or fragment", c.Issuer))
 	}
 	if c.AccessTokenTTL < time.Second {

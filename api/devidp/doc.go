@@ -27,8 +27,8 @@
 // authorization server (typ dpop+jwt; alg among DPoPAlgorithms, which
 // discovery lists as dpop_signing_alg_values_supported; a public jwk;
 // signature; htm POST; htu the token endpoint; iat within 60 s; a jti
-// not seen before, in a replay set of at most DPoPReplayLimit entries; no
-// ath), with github.com/go-jose/go-jose/v4, not the middleware's code, so
+// not seen before, in the token endpoint's replay set of at most
+// DPoPReplayLimit entries; no ath), with github.com/go-jose/go-jose/v4, not the middleware's code, so
 // that tests cross-check the two. More than one DPoP header, or a bad
 // proof, is 400 invalid_dpop_proof. The access token then carries cnf.jkt,
 // the proof key's RFC 7638 SHA-256 thumbprint, and the answer says

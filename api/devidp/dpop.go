@@ -50,12 +50,13 @@ const (
 	// which bounds the work one proof can cause.
 	minRSABits = 2048
 	maxRSABits = 8192
-	// DPoPReplayLimit bounds the replay set: at most this many proof jtis
-	// are remembered, each until its proof is too old to be accepted
-	// (iat + 60 s), about 100 bytes apiece, so under 7 MiB. When it is
-	// full of live entries the token endpoint refuses DPoP requests with
-	// 503 rather than forget a jti (fail closed); a development server
-	// does not see 65,536 token requests a minute.
+	// DPoPReplayLimit bounds each replay set (the token endpoint's and
+	// userinfo's): at most this many proof jtis are remembered, each
+	// until its proof is too old to be accepted (iat + 60 s), about 100
+	// bytes apiece, so under 7 MiB a set. When a set is full of live
+	// entries its endpoint refuses DPoP requests with 503 rather than
+	// forget a jti (fail closed); a development server does not see
+	// 65,536 token requests a minute.
 	DPoPReplayLimit = 1 << 16
 )
 
@@ -75,12 +76,16 @@ func (e *proofError) Is(target error) bool { return target == errDPoPProof }
 func badProof(reason string) error { return &proofError{reason: reason} }
 
 // dpopVerifier checks proofs (RFC 9449 §4.3) sent to the token endpoint
-// and to userinfo, with one replay set for both.
+// and to userinfo, with a replay set for each: a proof for one can never
+// pass at the other (htu, ath), and the holder of one access token, who
+// may send userinfo all the valid proofs he likes, must not fill the set
+// that every token request needs.
 type dpopVerifier struct {
 	tokenHTU    string // the normalised URLs a proof's htu must name
 	userinfoHTU string
 	now         func() time.Time
-	replay      *jtiSet
+	// tokenReplay and userinfoReplay are the endpoints' replay sets.
+	tokenReplay, userinfoReplay *jtiSet
 }
 
 func newDPoPVerifier(issuer string, now func() time.Time) (*dpopVerifier, error) {
@@ -92,7 +97,8 @@ func newDPoPVerifier(issuer string, now func() time.Time) (*dpopVerifier, error)
 	if err != nil {
 		return nil, err
 	}
-	return &dpopVerifier{tokenHTU: token, userinfoHTU: userinfo, now: now, replay: newJTISet(DPoPReplayLimit)}, nil
+	return &dpopVerifier{tokenHTU: token, userinfoHTU: userinfo, now: now,
+		tokenReplay: newJTISet(DPoPReplayLimit), userinfoReplay: newJTISet(DPoPReplayLimit)}, nil
 }
 
 // proofHeader returns the request's one DPoP header: present is false when
@@ -203,10 +209,11 @@ func (v *dpopVerifier) verify(proof, method, htu, accessToken string) (*checkedP
 	return &checkedProof{jkt: jkt, jti: *c.JTI, until: iat.Add(dpopWindow + time.Second)}, nil
 }
 
-// record remembers p's jti, refusing a replay (RFC 9449 §11.1: a jti is
-// unique per key, so the set remembers the pair).
-func (v *dpopVerifier) record(p *checkedProof) error {
-	return v.replay.add(p.jkt+" "+p.jti, p.until, v.now())
+// record remembers p's jti in set, the replay set of the endpoint p was
+// checked for, refusing a replay (RFC 9449 §11.1: a jti is unique per key,
+// so the set remembers the pair).
+func (v *dpopVerifier) record(set *jtiSet, p *checkedProof) error {
+	return set.add(p.jkt+" "+p.jti, p.until, v.now())
 }
 
 // athMatches reports whether raw is the JSON string of the base64url

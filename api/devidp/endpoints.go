@@ -24,11 +24,11 @@ const maxFormBytes = 64 << 10
 // A request with a DPoP header gets DPoP-bound tokens (RFC 9449 §5): the
 // proof is checked first (400 invalid_dpop_proof when it fails, or when
 // there is more than one DPoP header), its jti recorded once fosite has
-// accepted the client and the grant (so that requests without a valid
-// grant cannot fill the replay set), and the access token carries cnf.jkt
-// and comes with token_type DPoP. fosite knows nothing of DPoP: the
-// binding travels in our session (DPoPJKT, RefreshJKT) and fosite's
-// "bearer" token type is overwritten in the response.
+// accepted the client and the grant and bindDPoP the proof's key (so that
+// refused requests cannot fill the replay set), and the access token
+// carries cnf.jkt and comes with token_type DPoP. fosite knows nothing of
+// DPoP: the binding travels in our session (DPoPJKT, RefreshJKT) and
+// fosite's "bearer" token type is overwritten in the response.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
@@ -49,15 +49,20 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	jkt := ""
 	if proof != nil {
-		if err := s.dpop.record(proof); err != nil {
-			s.writeDPoPError(w, r, err)
-			return
-		}
 		jkt = proof.jkt
 	}
 	if err := bindDPoP(ar, jkt); err != nil {
 		s.writeDPoPError(w, r, err)
 		return
+	}
+	// Recorded only now: a refresh refused for its proof's key leaves the
+	// refresh token usable, so recording before would let one refresh
+	// token, sent again with proofs of fresh keys, fill the replay set.
+	if proof != nil {
+		if err := s.dpop.record(s.dpop.tokenReplay, proof); err != nil {
+			s.writeDPoPError(w, r, err)
+			return
+		}
 	}
 	resp, err := s.fosite.NewAccessResponse(ctx, ar)
 	if err != nil {
@@ -267,8 +272,16 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	// fosite gotcha: IntrospectToken falls back to the other token type, so
 	// a refresh token would pass unless the use is checked.
 	use, ar, err := s.fosite.IntrospectToken(ctx, token, fosite.AccessToken, newSession())
+	// A refusal's challenge names the scheme the request used (RFC 9449
+	// §7.1), with the proof algorithms for DPoP.
+	challenge := func(params string) string {
+		if dpop {
+			return `DPoP realm="devidp", ` + params + `, algs="` + strings.Join(DPoPAlgorithms, " ") + `"`
+		}
+		return `Bearer realm="devidp", ` + params
+	}
 	invalid := func(description string) {
-		w.Header().Set("WWW-Authenticate", map[bool]string{false: "Bearer", true: "DPoP"}[dpop]+` realm="devidp", error="invalid_token"`)
+		w.Header().Set("WWW-Authenticate", challenge(`error="invalid_token"`))
 		writeOAuthError(w, http.StatusUnauthorized, "invalid_token", description)
 	}
 	if err != nil || use != fosite.AccessToken {
@@ -292,13 +305,13 @@ func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if proof != nil {
-		if err := s.dpop.record(proof); err != nil {
+		if err := s.dpop.record(s.dpop.userinfoReplay, proof); err != nil {
 			s.writeUserinfoDPoPError(w, r, err)
 			return
 		}
 	}
 	if !ar.GetGrantedScopes().Has("openid") {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="devidp", error="insufficient_scope", scope="openid"`)
+		w.Header().Set("WWW-Authenticate", challenge(`error="insufficient_scope", scope="openid"`))
 		writeOAuthError(w, http.StatusForbidden, "insufficient_scope", "the access token lacks the openid scope")
 		return
 	}
