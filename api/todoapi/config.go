@@ -275,6 +275,13 @@ func (c *Config) dpopProblems() []error {
 	} else {
 		c.DPoP = m // as the middleware names it
 	}
+	if c.DPoP != middleware.DPoPDisabled && c.BaseURL == "" {
+		// Fail closed: without it a proof's htu would be checked against
+		// each request's Host header, which the sender chooses, so a token
+		// and proof captured on their way to another server that takes the
+		// same tokens would pass here, naming that server.
+		errs = append(errs, errors.New("DPOP_MODE: DPoP needs BASE_URL, the URL clients call (every proof's htu names it)"))
+	}
 	if c.DPoPNonceSecret != "" {
 		if c.DPoP == middleware.DPoPDisabled {
 			// A secret that does nothing is a mistake worth a stop: the

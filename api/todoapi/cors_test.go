@@ -131,6 +131,7 @@ func TestCORSWithDPoP(t *testing.T) {
 			cfg := testConfig(t, is)
 			cfg.DPoP = mode
 			if on {
+				cfg.BaseURL = "http://example.com"
 				cfg.DPoPNonceSecret = strings.Repeat("n", 32)
 			}
 			h := mustBuild(t, cfg, true)

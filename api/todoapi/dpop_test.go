@@ -54,6 +54,11 @@ func newJSONRequest(method, path, body string) *http.Request {
 func dpopConfig(t *testing.T, is *authtest.Issuer, mode middleware.DPoPMode, base string) Config {
 	cfg := testConfig(t, is)
 	cfg.DPoP, cfg.BaseURL = mode, base
+	if base == "" {
+		// httptest's requests name http://example.com; DPoP needs
+		// BASE_URL (see TestDPoPNeedsBaseURL).
+		cfg.BaseURL = "http://example.com"
+	}
 	return cfg
 }
 
@@ -398,6 +403,7 @@ func TestDPoPSettingsRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			cfg := testConfig(t, is)
+			cfg.BaseURL = "http://example.com"
 			tt.edit(&cfg)
 			srv, err := New(t.Context(), cfg)
 			if err == nil {
@@ -412,6 +418,6 @@ func TestDPoPSettingsRefused(t *testing.T) {
 	}
 	// Written as people write it.
 	cfg := testConfig(t, is)
-	cfg.DPoP = " Required "
+	cfg.DPoP, cfg.BaseURL = " Required ", "http://example.com"
 	mustBuild(t, cfg, false)
 }

@@ -1,8 +1,6 @@
 package todoapi
 
 import (
-	"bytes"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -21,6 +19,7 @@ func TestReviewDPoP2ForeignOriginDPoP(t *testing.T) {
 	is := authtest.NewIssuer(t, todoScopes)
 	cfg := testConfig(t, is)
 	cfg.DPoP, cfg.DPoPNonceSecret = middleware.DPoPRequired, strings.Repeat("n", 32)
+	cfg.BaseURL = "http://example.com"
 	h := mustBuild(t, cfg, true)
 	for _, origin := range []string{"https://evil.example", "null", strings.Replace(testOrigin, "://", "://x.", 1), testOrigin + ":1"} {
 		pre := serve(h, "OPTIONS", "/todos", "", "Origin", origin,
@@ -39,16 +38,27 @@ func TestReviewDPoP2ForeignOriginDPoP(t *testing.T) {
 	}
 }
 
-// TestReviewDPoP2HostWithoutBaseURL: without BASE_URL a proof's htu is
-// compared with the request's own Host header, which whoever sends the
+// TestReviewDPoP2HostWithoutBaseURL: without BASE_URL a proof's htu would
+// be compared with the request's own Host header, which whoever sends the
 // request chooses: a token and proof captured on their way to another
-// server that takes the same tokens (svc-b.example) pass here by naming
-// that server in Host, within the proof's minute. BASE_URL closes it; New
-// says so in the log whenever DPoP is on without it.
+// server that takes the same tokens (svc-b.example) would pass here by
+// naming that server in Host, within the proof's minute. So DPoP needs
+// BASE_URL (New refuses it without), and with it that proof is refused.
 func TestReviewDPoP2HostWithoutBaseURL(t *testing.T) {
 	t.Parallel()
 	is := authtest.NewIssuer(t, todoScopes)
-	h := mustBuild(t, dpopConfig(t, is, middleware.DPoPRequired, ""), true)
+	for _, mode := range []middleware.DPoPMode{middleware.DPoPAllowed, middleware.DPoPRequired} {
+		cfg := testConfig(t, is)
+		cfg.DPoP = mode
+		if srv, err := New(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "BASE_URL") {
+			if err == nil {
+				_ = srv.Close()
+			}
+			t.Errorf("DPOP_MODE=%s without BASE_URL: %v, want a refusal naming BASE_URL", mode, err)
+		}
+	}
+
+	h := mustBuild(t, dpopConfig(t, is, middleware.DPoPRequired, "https://todo.example.com"), true)
 	key := authtest.NewDPoPKey(t, "ES256")
 	tok := is.MintDPoP(t, "alice", key)
 	req := httptest.NewRequest("GET", "/todos", nil)
@@ -57,24 +67,7 @@ func TestReviewDPoP2HostWithoutBaseURL(t *testing.T) {
 	req.Header.Set("DPoP", key.Proof(t, "GET", "http://svc-b.example/todos", tok))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		t.Fatalf("a proof for another host, sent with that Host: %d (the weakness this test documents is gone; drop this part)", rec.Code)
-	}
-
-	for _, tt := range []struct {
-		base string
-		warn bool
-	}{{"", true}, {"https://todo.example.com", false}} {
-		var logs bytes.Buffer
-		cfg := dpopConfig(t, is, middleware.DPoPAllowed, tt.base)
-		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-		srv, err := New(t.Context(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = srv.Close()
-		if got := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "BASE_URL"); got != tt.warn {
-			t.Errorf("BASE_URL %q: a warning naming BASE_URL %t, want %t:\n%s", tt.base, got, tt.warn, logs.String())
-		}
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("a proof for another host, sent with that Host: %d, want 401", rec.Code)
 	}
 }

@@ -173,12 +173,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.dpopOn() {
 		logger.Info("DPoP-bound tokens accepted (RFC 9449)", "dpop_mode", string(cfg.DPoP), "dpop_nonces", cfg.DPoPNonceSecret != "")
-		if cfg.BaseURL == "" {
-			// The Host header is the sender's to choose: a token and
-			// proof captured on their way to another server that takes
-			// the same tokens would pass here, naming that server.
-			logger.Warn("DPoP without BASE_URL: a proof's htu is checked against each request's own Host header, which the sender chooses; set BASE_URL to the URL clients call")
-		}
 	}
 	handlers, err := todos.NewHandlers(store, tcfg)
 	if err != nil {

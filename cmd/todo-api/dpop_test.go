@@ -2,11 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 
+	"github.com/tollgate-dev/tollgate/internal/devstack"
 	"github.com/tollgate-dev/tollgate/internal/openapitest"
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
 )
@@ -20,6 +22,13 @@ func TestDPoPMode(t *testing.T) {
 	is := authtest.NewIssuer(t, todoScopes)
 	env := jwtEnv(t, is)
 	env["DPOP_MODE"] = "Required"
+	// DPoP needs BASE_URL: the address the server will listen on.
+	ports, err := devstack.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env["LISTEN_ADDR"] = fmt.Sprintf("127.0.0.1:%d", ports[0])
+	env["BASE_URL"] = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 	env["DPOP_NONCE_SECRET"] = strings.Repeat("k", 32)
 	s := startServer(t, env)
 	client := openapitest.New(t).Client(t)

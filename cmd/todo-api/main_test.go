@@ -526,8 +526,9 @@ func TestSettings(t *testing.T) {
 		{"issuer list with a space", map[string]string{"ISSUER": "http://x,http://y z", "AUDIENCE": "a"}, nil, `ISSUER: "http://y z" is not an issuer URL`},
 		{"bad DPoP mode", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "DPOP_MODE": "on"}, nil, `DPOP_MODE: want disabled, allowed or required, got "on"`},
 		{"bad DPoP mode flag", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a"}, []string{"-dpop-mode", "bearer"}, `DPOP_MODE: want disabled, allowed or required, got "bearer"`},
-		{"short DPoP nonce secret", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "DPOP_MODE": "required", "DPOP_NONCE_SECRET": "short"}, nil, "DPOP_NONCE_SECRET: must be at least 32 bytes"},
+		{"short DPoP nonce secret", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "DPOP_MODE": "required", "BASE_URL": "https://api.example.com", "DPOP_NONCE_SECRET": "short"}, nil, "DPOP_NONCE_SECRET: must be at least 32 bytes"},
 		{"DPoP nonce secret without DPoP", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "DPOP_NONCE_SECRET": strings.Repeat("s", 32)}, nil, "DPOP_NONCE_SECRET: only with DPOP_MODE=allowed or required"},
+		{"DPoP without base URL", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "DPOP_MODE": "allowed"}, nil, "DPOP_MODE: DPoP needs BASE_URL"},
 		{"base URL with a query", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "DPOP_MODE": "allowed", "BASE_URL": "https://api.example.com/?a=1"}, nil, "BASE_URL: "},
 		{"issuer list, one not answering", map[string]string{"ISSUER": "http://x," + "http://127.0.0.1:1", "AUDIENCE": "a"}, nil, "discovery for issuer"},
 	}
