@@ -328,6 +328,9 @@ func (s *Server) grantShared(ctx context.Context, id string, owner []byte, refre
 // after a grant succeeded, when the token is spent, and the sign-out has
 // revoked the tokens at the server anyway.
 func (s *Server) sharedForgotten(ctx context.Context, refreshToken string) bool {
+	// A browser that gave up must not count as a store outage.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.HTTPTimeout)
+	defer cancel()
 	_, ok, err := s.shared.st.Get(ctx, key("forgotten", s.shared.id(refreshToken)))
 	if err != nil {
 		_ = s.storeFailed("reading a sign-out mark", err)
