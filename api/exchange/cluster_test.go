@@ -219,6 +219,31 @@ func TestClusterRefreshOneGrant(t *testing.T) {
 	}
 }
 
+// TestClusterSharesAFailedGrant: when the one grant fails (here
+// invalid_grant for a refresh token spent elsewhere), the waiters on every
+// instance answer as it did instead of each sending the token again.
+func TestClusterSharesAFailedGrant(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	c := newCluster(t, 3, 300*time.Millisecond, func(int) string { return srv.URL })
+	b := c.signIn()
+	e := c.envs[0]
+	// Spent behind the exchange's back: its next use is a replay.
+	if !e.refreshAccepted(e.refreshToken(b)) {
+		t.Fatal("devidp refused a fresh refresh token")
+	}
+	before := c.grants.Load()
+	results := c.refreshAll(12, c.refreshCookies(b))
+	for i, r := range results {
+		if r.status != http.StatusUnauthorized {
+			t.Errorf("request %d: %d %s, want 401", i, r.status, r.body)
+		}
+	}
+	if got := c.grants.Load() - before; got != 1 {
+		t.Errorf("%d refresh grants, want 1: the waiters must not send the dead token again", got)
+	}
+}
+
 // TestClusterWithoutStoreSpendsTheTokenTwice documents why STORE_URL
 // exists: three instances each keeping the coordination to themselves each
 // spend the refresh token, which a rotating server with reuse detection
