@@ -8,11 +8,11 @@ DURATION  ?= 5s
 DISTINCT  ?= 2000
 PICK      ?= cycle
 ALG       ?= RS256
-# Every package of the five modules (the application at the root, and the
-# reusable introspection, middleware, middleware/ginauth and
-# middleware/mcpauth, each a module of its own so that its importers' builds
-# stay small; go.work joins them).
-PKGS      = ./... ./introspection/... ./middleware/... ./middleware/ginauth/... ./middleware/mcpauth/...
+# Every package of the six modules (the application at the root, and the
+# reusable introspection, middleware, middleware/ginauth, middleware/mcpauth
+# and store, each a module of its own so that its importers' builds stay
+# small: only store brings in go-redis; go.work joins them).
+PKGS      = ./... ./introspection/... ./middleware/... ./middleware/ginauth/... ./middleware/mcpauth/... ./store/...
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) env GOPATH)/bin/staticcheck)
 
 # The browser tests in e2e/ skip without Chromium, and go test hides the
@@ -29,6 +29,8 @@ all: lint test
 ## logins; Ctrl-C stops all three. Settings pass through, e.g. make run AUTH_MODE=introspection
 ## EXCHANGE_PORT=3001 (also DEVIDP_PORT, TODO_API_PORT, ACCESS_TOKEN_TTL, DATA_DIR, WEB_DIR, and
 ## REQUIRE_ACR_FOR_DELETE_ALL=urn:tollgate:acr:2fa for RFC 9470 step-up on "Delete all").
+## make run STORE=redis gives the exchange STORE_URL=redis://127.0.0.1:6379/0 (the local Redis);
+## STORE_URL=redis://… names another.
 ##
 ## Built and exec'd rather than go run: go run exits 1 whenever it was
 ## interrupted, so every Ctrl-C would end in "make: *** Error 1", and it does
@@ -41,7 +43,9 @@ RUN_FLAGS = $(strip \
 	$(if $(ACCESS_TOKEN_TTL),-access-token-ttl='$(ACCESS_TOKEN_TTL)') \
 	$(if $(DATA_DIR),-data-dir='$(DATA_DIR)') \
 	$(if $(WEB_DIR),-web-dir='$(WEB_DIR)') \
-	$(if $(REQUIRE_ACR_FOR_DELETE_ALL),-require-acr-for-delete-all='$(REQUIRE_ACR_FOR_DELETE_ALL)'))
+	$(if $(REQUIRE_ACR_FOR_DELETE_ALL),-require-acr-for-delete-all='$(REQUIRE_ACR_FOR_DELETE_ALL)') \
+	$(if $(filter redis,$(STORE)),-store-url='redis://127.0.0.1:6379/0') \
+	$(if $(STORE_URL),-store-url='$(STORE_URL)'))
 
 run:
 	$(GO) build -o bin/tollgate-dev ./cmd/tollgate-dev

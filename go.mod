@@ -21,6 +21,7 @@ require (
 	github.com/prometheus/client_model v0.6.3
 	github.com/rs/cors v1.11.1
 	github.com/swaggest/swgui v1.8.5
+	github.com/tollgate-dev/tollgate/store v0.1.0
 	golang.org/x/crypto v0.57.0
 	golang.org/x/oauth2 v0.37.0
 	golang.org/x/sync v0.24.0
@@ -39,9 +40,11 @@ require (
 	github.com/lestrrat-go/httpcc v1.0.1 // indirect
 	github.com/lestrrat-go/httprc/v3 v3.0.3 // indirect
 	github.com/lestrrat-go/option/v2 v2.0.0 // indirect
+	github.com/redis/go-redis/v9 v9.22.0 // indirect
 	github.com/segmentio/asm v1.2.1 // indirect
 	github.com/segmentio/encoding v0.5.4 // indirect
 	github.com/valyala/fastjson v1.6.7 // indirect
+	go.uber.org/atomic v1.11.0 // indirect
 	golang.org/x/time v0.15.0 // indirect
 )
 
@@ -165,3 +168,5 @@ replace github.com/tollgate-dev/tollgate/middleware => ./middleware
 replace github.com/tollgate-dev/tollgate/middleware/ginauth => ./middleware/ginauth
 
 replace github.com/tollgate-dev/tollgate/middleware/mcpauth => ./middleware/mcpauth
+
+replace github.com/tollgate-dev/tollgate/store => ./store

@@ -8,7 +8,8 @@
 #      modules in `go list -m all` and none of the application's heavy
 #      dependencies in go.sum; the second may add only gin's own tree (still
 #      none of GORM, fosite, chromedp, pgx, kin-openapi, Prometheus); the
-#      third only the MCP SDK's tree (none of those, nor gin).
+#      third only the MCP SDK's tree (none of those, nor gin). None of them
+#      may see go-redis: only the store module brings it in.
 #   2. oldest Go: the reusable modules build and pass their tests with the
 #      oldest toolchain their go.mod files declare (MIN_GO), fetched through
 #      the module proxy like any module.
@@ -19,8 +20,8 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 MAX_MODULES=${MAX_MODULES:-15}
 MIN_GO=${MIN_GO:-go1.25.0}
-HEAVY='gin-gonic|gorm.io|ory/fosite|chromedp|jackc/pgx|getkin/kin-openapi|prometheus'
-HEAVY_NOT_GIN='gorm.io|ory/fosite|chromedp|jackc/pgx|getkin/kin-openapi|prometheus'
+HEAVY='gin-gonic|gorm.io|ory/fosite|chromedp|jackc/pgx|getkin/kin-openapi|prometheus|redis/go-redis'
+HEAVY_NOT_GIN='gorm.io|ory/fosite|chromedp|jackc/pgx|getkin/kin-openapi|prometheus|redis/go-redis'
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -159,6 +160,7 @@ use (
 	$ROOT/middleware
 	$ROOT/middleware/ginauth
 	$ROOT/middleware/mcpauth
+	$ROOT/store
 )
 
 // The go command still looks up the versions the modules require of each
@@ -169,7 +171,7 @@ replace (
 )
 WORK
 	echo "testing the reusable modules with $MIN_GO"
-	for m in introspection middleware middleware/ginauth middleware/mcpauth; do
+	for m in introspection middleware middleware/ginauth middleware/mcpauth store; do
 		(cd "$ROOT/$m" && GOWORK="$work/go.work" GOTOOLCHAIN="$MIN_GO" go test -count=1 ./...)
 	done
 }

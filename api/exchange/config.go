@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/store"
 )
 
 // Defaults for the zero values of Config, also used by cmd/exchange for its
@@ -118,6 +120,17 @@ type Config struct {
 	// request that still carries the refresh token it replaced; default 20s,
 	// negative disables. See the package documentation.
 	RefreshGrace time.Duration
+
+	// StoreURL is STORE_URL: "" keeps the refresh coordination in this
+	// process (one instance); redis://… or rediss://… shares it with every
+	// instance using the same Redis or Valkey, so that behind a load
+	// balancer one refresh token is spent once (see the package
+	// documentation). New opens it and Close closes it.
+	StoreURL string
+	// Store, when set, is used instead of opening StoreURL (and is not
+	// closed by Close): any store.Store, the in-process one included,
+	// turns on the shared coordination.
+	Store store.Store
 
 	// HTTPClient makes every request to the authorization server. Default:
 	// a client with HTTPTimeout.

@@ -32,8 +32,24 @@
 // refresh token cookie) arrives. Concurrent refreshes with one refresh token
 // therefore share one grant call (singleflight), and for RefreshGrace (20s
 // by default) afterwards a request that still carries the replaced token is
-// handed the same result instead of replaying it. Behind a load balancer
-// this protection holds per instance; route /refreshtoken with sticky
-// sessions, or accept that a user with several tabs may occasionally be
-// signed out, if the server revokes families on replay.
+// handed the same result instead of replaying it. Without a store this
+// protection holds per instance.
+//
+// # Several instances (STORE_URL)
+//
+// With Config.StoreURL (STORE_URL=redis://…, Redis or Valkey) the same
+// holds across every instance sharing the store (see sharedrefresh.go):
+// the instance that wins a short SET NX PX lock, keyed by an HMAC of the
+// refresh token, runs the grant and stores its result, sealed under a key
+// derived from SESSION_SECRET and bound to the key's name, for
+// RefreshGrace; the others, woken by pub/sub (with a backstop timer), hand
+// out that result. A holder that dies leaves a lock that expires a little
+// after HTTPTimeout, and a waiter takes over. Sign-out marks the token
+// forgotten for every instance.
+//
+// When the store does not answer, a refresh answers 503 with Retry-After:
+// never a grant this instance cannot coordinate, never a fall back to its
+// own state. Sign-in does not use the store; sign-out still revokes at the
+// server and clears the cookies, and logs that the store missed it. The
+// store's client reconnects by itself.
 package exchange

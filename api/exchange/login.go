@@ -323,6 +323,10 @@ func (s *Server) clientContext(ctx context.Context) context.Context {
 // classifyTokenError sorts a token endpoint failure into a metrics result
 // (oauth_error or unavailable) and the OAuth error code to log and show.
 func classifyTokenError(err error) (result, code string) {
+	if se, ok := errors.AsType[*sharedGrantError](err); ok {
+		// Classified by the instance that ran the grant.
+		return se.result, se.code
+	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		if re.Response != nil && re.Response.StatusCode >= 500 && re.ErrorCode == "" {

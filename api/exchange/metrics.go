@@ -40,7 +40,7 @@ func newMetrics() *metrics {
 		}, []string{"outcome"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exchange_refreshes_total",
-			Help: "POST /refreshtoken by outcome: ok, shared (joined a refresh in flight or reused one within the grace window), no_cookie, ambiguous_cookie (two different refresh or session cookies), subject_mismatch (the refresh cookie, session or refreshed ID token name different subjects), invalid_grant, unavailable, error, too_large.",
+			Help: "POST /refreshtoken by outcome: ok, shared (joined a refresh in flight or reused one within the grace window), no_cookie, ambiguous_cookie (two different refresh or session cookies), subject_mismatch (the refresh cookie, session or refreshed ID token name different subjects), invalid_grant, unavailable, store_unavailable (STORE_URL's store did not answer: 503), error, too_large.",
 		}, []string{"outcome"}),
 		logouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exchange_logouts_total",

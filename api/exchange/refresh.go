@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -71,6 +72,15 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 	}
 	key := hashKey(rc.Token)
 	res, shared, err := s.refresh(r.Context(), key, rc.Token)
+	if errors.Is(err, errStoreUnavailable) {
+		// Never a grant this instance cannot coordinate with the others
+		// (a second spend of the token would end the session), nor a
+		// silent fall back to its own state.
+		s.metrics.refreshes.WithLabelValues("store_unavailable").Inc()
+		w.Header().Set("Retry-After", storeRetryAfter)
+		writeProblem(w, http.StatusServiceUnavailable, "the refresh cannot be coordinated right now; try again shortly")
+		return
+	}
 	if err != nil {
 		result, code := classifyTokenError(err)
 		switch {
@@ -92,7 +102,7 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if s.grace.isForgotten(key) {
+	if s.grace.isForgotten(key) || (s.shared != nil && s.sharedForgotten(r.Context(), rc.Token)) {
 		// Signed out while this refresh ran: do not sign back in.
 		s.metrics.refreshes.WithLabelValues("no_cookie").Inc()
 		s.clearSessionCookies(w, r, false)
@@ -134,7 +144,13 @@ func (s *Server) handleRefresh(w http.ResponseWriter, r *http.Request) {
 // RefreshGrace after it finished get its result. A rotating server treats a
 // second use of a refresh token as theft and revokes the whole family, so
 // two tabs refreshing at once must not both use it.
+//
+// With a shared store (STORE_URL), the same holds across every instance:
+// see sharedRefresh.
 func (s *Server) refresh(ctx context.Context, key, refreshToken string) (refreshResult, bool, error) {
+	if s.shared != nil {
+		return s.sharedRefresh(ctx, key, refreshToken)
+	}
 	if res, ok := s.grace.get(key); ok {
 		return res, true, nil
 	}
@@ -151,25 +167,9 @@ func (s *Server) refresh(ctx context.Context, key, refreshToken string) (refresh
 			cached = true
 			return res, nil
 		}
-		// One caller's cancelled request must not fail the others.
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(s.clientContext(ctx)), s.cfg.HTTPTimeout)
-		defer cancel()
-		start := time.Now()
-		tok, err := s.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+		res, err := s.grant(ctx, refreshToken)
 		if err != nil {
-			result, _ := classifyTokenError(err)
-			s.metrics.observeToken("refresh_token", result, start)
 			return refreshResult{}, err
-		}
-		s.metrics.observeToken("refresh_token", "ok", start)
-		res := refreshResult{tok: tok}
-		if _, ok := tok.Extra("id_token").(string); ok {
-			// A refreshed ID token carries no nonce (OIDC Core §12.2).
-			if idt, err := s.verifyIDToken(ctx, tok, ""); err == nil {
-				res.idt = &idt
-			} else {
-				s.logger.Warn("refresh: ignoring an ID token that does not verify", "error", err)
-			}
 		}
 		s.grace.put(key, res)
 		return res, nil
@@ -178,6 +178,32 @@ func (s *Server) refresh(ctx context.Context, key, refreshToken string) (refresh
 		return refreshResult{}, false, err
 	}
 	return v.(refreshResult), !ran || cached, nil
+}
+
+// grant runs the refresh grant and verifies the ID token that comes with
+// it, under its own timeout: one caller's cancelled request must not fail
+// the others that wait for it.
+func (s *Server) grant(ctx context.Context, refreshToken string) (refreshResult, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.clientContext(ctx)), s.cfg.HTTPTimeout)
+	defer cancel()
+	start := time.Now()
+	tok, err := s.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	if err != nil {
+		result, _ := classifyTokenError(err)
+		s.metrics.observeToken("refresh_token", result, start)
+		return refreshResult{}, err
+	}
+	s.metrics.observeToken("refresh_token", "ok", start)
+	res := refreshResult{tok: tok}
+	if _, ok := tok.Extra("id_token").(string); ok {
+		// A refreshed ID token carries no nonce (OIDC Core §12.2).
+		if idt, err := s.verifyIDToken(ctx, tok, ""); err == nil {
+			res.idt = &idt
+		} else {
+			s.logger.Warn("refresh: ignoring an ID token that does not verify", "error", err)
+		}
+	}
+	return res, nil
 }
 
 // subjectMismatch signs the browser out of a refresh whose refresh token

@@ -31,13 +31,20 @@ var errSealed = errors.New("exchange: cookie value is not one of ours")
 // into another's). Each value gets a fresh random 96-bit nonce.
 type sealer struct {
 	aead cipher.AEAD
+	max  int // the longest sealed value open accepts
 }
 
 func newSealer(secret []byte) (*sealer, error) {
+	return newSealerFor(secret, "tollgate exchange cookies v1", maxSealedLen)
+}
+
+// newSealerFor is a sealer whose key HKDF derives for purpose: values sealed
+// for one purpose (cookies, the shared store) never open for another.
+func newSealerFor(secret []byte, purpose string, maxLen int) (*sealer, error) {
 	if len(secret) < MinSessionSecretBytes {
 		return nil, fmt.Errorf("exchange: session secret shorter than %d bytes", MinSessionSecretBytes)
 	}
-	key, err := hkdf.Key(sha256.New, secret, nil, "tollgate exchange cookies v1", 32)
+	key, err := hkdf.Key(sha256.New, secret, nil, purpose, 32)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +56,7 @@ func newSealer(secret []byte) (*sealer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sealer{aead: aead}, nil
+	return &sealer{aead: aead, max: maxLen}, nil
 }
 
 func sealAAD(name string) []byte {
@@ -68,7 +75,7 @@ func (s *sealer) seal(name string, plaintext []byte) string {
 // open reverses seal for the cookie name; any change to the value or the
 // name makes it fail.
 func (s *sealer) open(name, value string) ([]byte, error) {
-	if len(value) == 0 || len(value) > maxSealedLen {
+	if len(value) == 0 || len(value) > s.max {
 		return nil, errSealed
 	}
 	// Strict: a value whose last character has stray low bits decodes to

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tollgate-dev/tollgate/internal/httpserve"
+	"github.com/tollgate-dev/tollgate/store"
 )
 
 // ErrDiscovery is returned by New when the issuer's discovery document
@@ -45,6 +46,9 @@ type Server struct {
 
 	flights singleflight.Group
 	grace   *graceCache
+	// shared, with STORE_URL, coordinates refreshes with the other
+	// instances (sharedrefresh.go); nil keeps them to flights and grace.
+	shared  *sharedStore
 	metrics *metrics
 	web     fs.FS
 	handler http.Handler
@@ -64,7 +68,7 @@ type metadata struct {
 // Connect discovery document now, with ctx, and fails when it does not
 // answer or names another issuer. Signing keys are fetched later, when the
 // first ID token arrives.
-func New(ctx context.Context, cfg Config) (*Server, error) {
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cfg.setDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -82,6 +86,31 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	sealer, err := newSealer(secret)
 	if err != nil {
 		return nil, err
+	}
+
+	forgetFor := max(time.Minute, 2*cfg.HTTPTimeout)
+	// Before discovery, so that a bad STORE_URL is refused at once.
+	var shared *sharedStore
+	if cfg.Store != nil || cfg.StoreURL != "" {
+		st, owned := cfg.Store, false
+		if st == nil {
+			if st, err = store.Open(cfg.StoreURL); err != nil {
+				return nil, fmt.Errorf("exchange: %w", err)
+			}
+			owned = true
+		}
+		if shared, err = newSharedStore(st, owned, secret, &cfg, forgetFor); err != nil {
+			if owned {
+				st.Close()
+			}
+			return nil, err
+		}
+		// Closed again unless New succeeds.
+		defer func() {
+			if err != nil && owned {
+				st.Close()
+			}
+		}()
 	}
 
 	client := guardedClient(cfg.HTTPClient, cfg.HTTPTimeout)
@@ -129,7 +158,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		client:       client,
 		origin:       origin(cfg.RedirectURL),
 		plantDomains: plantDomains(redirectHost(cfg.RedirectURL), cfg.CookieDomain),
-		grace:        newGraceCache(cfg.RefreshGrace, max(time.Minute, 2*cfg.HTTPTimeout), cfg.Now),
+		grace:        newGraceCache(cfg.RefreshGrace, forgetFor, cfg.Now),
+		shared:       shared,
 		metrics:      newMetrics(),
 		web:          web,
 	}
@@ -138,6 +168,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		"client_auth", method, "redirect_url", cfg.RedirectURL,
 		"revocation", meta.RevocationEndpoint != "", "end_session", meta.EndSessionEndpoint != "",
 		"cookie_domain", cfg.CookieDomain, "secure_cookies", !cfg.InsecureCookies,
+		"store", storeName(cfg),
 		"web", map[bool]string{true: "embedded", false: cfg.WebDir}[cfg.WebDir == ""])
 	return s, nil
 }
@@ -148,10 +179,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
 }
 
-// Close releases what New opened: nothing, since the exchange holds no
-// connection or background work. It is there so that the three servers are
-// served alike.
-func (s *Server) Close() error { return nil }
+// Close releases what New opened: the store of StoreURL, when set (the
+// exchange holds no other connection or background work).
+func (s *Server) Close() error {
+	if s.shared != nil && s.shared.owned {
+		return s.shared.st.Close()
+	}
+	return nil
+}
+
+// storeName is the store as logged: never the URL's password.
+func storeName(cfg Config) string {
+	if cfg.Store != nil {
+		return "given"
+	}
+	return store.Redacted(cfg.StoreURL)
+}
 
 // chooseAuthStyle turns CLIENT_AUTH into an explicit oauth2.AuthStyle, never
 // AuthStyleAutoDetect, which retries a refused request the other way (a

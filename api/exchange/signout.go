@@ -28,6 +28,13 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		revocation = "ambiguous_cookie"
 	} else if rc, ok := s.openRefreshCookie(r); ok {
 		s.grace.forget(rc.Token)
+		if s.shared != nil {
+			if err := s.forgetShared(r.Context(), rc.Token); err != nil {
+				// Signing out still goes ahead: the revocation below ends
+				// the tokens at the server, and the cookies go.
+				s.logger.Error("sign-out: the shared store did not record it; other instances may hand out this session's last refresh result until its grace period ends", "error", err)
+			}
+		}
 		if s.meta.RevocationEndpoint != "" {
 			if err := s.revoke(r.Context(), rc.Token); err != nil {
 				revocation = "failed"

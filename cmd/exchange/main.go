@@ -115,6 +115,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	// A string, not a Duration: envflag refuses negative durations, and
 	// here 0 must mean "off" rather than Config's "default".
 	grace := s.String("REFRESH_GRACE", exchange.DefaultRefreshGrace.String(), "how long a refresh result is handed to late requests with the replaced refresh token; 0 disables")
+	storeURL := s.String("STORE_URL", "", "redis://[user:password@]host:port/db or rediss://…: refresh coordination shared by every instance behind a load balancer (unset: in-process, one instance)")
 	timeout := s.Duration("HTTP_TIMEOUT", exchange.DefaultHTTPTimeout, "timeout of each request to the authorization server")
 	shutdown := s.Duration("SHUTDOWN_TIMEOUT", exchange.DefaultShutdownTimeout, "how long in-flight requests may take at shutdown")
 	level := s.String("LOG_LEVEL", "info", "debug, info, warn or error")
@@ -149,6 +150,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		MaxAccessTokenAge:     *maxAccess,
 		RefreshCookieMaxAge:   *refreshAge,
 		RefreshGrace:          refreshGrace,
+		StoreURL:              *storeURL,
 		HTTPTimeout:           *timeout,
 		ShutdownTimeout:       *shutdown,
 	}

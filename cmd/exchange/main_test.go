@@ -182,6 +182,8 @@ func TestRunRefusesBadSettings(t *testing.T) {
 		{"REDIRECT_URL", func(e map[string]string) { e["REDIRECT_URL"] = "http://localhost:3000/callback" }, "REDIRECT_URL"},
 		{"CLIENT_AUTH", func(e map[string]string) { e["CLIENT_AUTH"] = "private_key_jwt" }, "CLIENT_AUTH"},
 		{"COOKIE_DOMAIN", func(e map[string]string) { e["COOKIE_DOMAIN"] = "example.com" }, "COOKIE_DOMAIN"},
+		{"STORE_URL scheme", func(e map[string]string) { e["STORE_URL"] = "memcached://127.0.0.1:11211" }, "STORE_URL scheme"},
+		{"STORE_URL database", func(e map[string]string) { e["STORE_URL"] = "redis://:hunter2-store@127.0.0.1:6379/first" }, "STORE_URL"},
 		{"an argument", func(map[string]string) {}, "unexpected argument"},
 	}
 	for _, tt := range tests {
@@ -200,7 +202,31 @@ func TestRunRefusesBadSettings(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 				t.Errorf("run: %v; want one line with %q", err, tt.want)
 			}
+			if err != nil && strings.Contains(err.Error()+out.String(), "hunter2") {
+				t.Errorf("a password shows: %v\n%s", err, out.String())
+			}
 		})
+	}
+}
+
+// TestRunStoreURL: STORE_URL reaches the exchange, which names the store
+// in its start line without the password. (Opening does not connect: the
+// refreshes answer 503 until Redis does.)
+func TestRunStoreURL(t *testing.T) {
+	t.Parallel()
+	idp := devidptest.Start(t, devidp.Config{})
+	env := baseEnv(idp.URL)
+	env["STORE_URL"] = "redis://tollgate:hunter2-store@127.0.0.1:1/3"
+	x := start(t, env)
+	if err := x.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	logs := x.logs.String()
+	if !strings.Contains(logs, `"store":"redis://tollgate:xxxxx@127.0.0.1:1/3"`) {
+		t.Errorf("the start line does not name the store:\n%s", logs)
+	}
+	if strings.Contains(logs, "hunter2") {
+		t.Errorf("the logs show the store's password:\n%s", logs)
 	}
 }
 
@@ -214,7 +240,7 @@ func TestRunHelp(t *testing.T) {
 	}
 	help := stdout.String() + stderr.String()
 	for _, s := range []string{"LISTEN_ADDR", "ISSUER", "CLIENT_ID", "CLIENT_SECRET", "REDIRECT_URL", "SCOPES", "AUDIENCE",
-		"COOKIE_DOMAIN", "COOKIE_SECURE", "SESSION_SECRET", "TODO_API_URL", "CLIENT_AUTH", "DEV_MODE", "-cookie-domain", "(default :3000)"} {
+		"COOKIE_DOMAIN", "COOKIE_SECURE", "SESSION_SECRET", "TODO_API_URL", "CLIENT_AUTH", "DEV_MODE", "STORE_URL", "-cookie-domain", "(default :3000)"} {
 		if !strings.Contains(help, s) {
 			t.Errorf("--help lacks %q:\n%s", s, help)
 		}

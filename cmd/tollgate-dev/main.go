@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -89,6 +90,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (devs
 	dataDir := s.String("DATA_DIR", defaultDataDir(), "directory of the todo API's SQLite database (todos.db)")
 	webDir := s.String("WEB_DIR", "", "serve the web page from this directory instead of the exchange's built-in copy (e.g. api/exchange/web, to see edits on reload)")
 	stepUpACR := s.String("REQUIRE_ACR_FOR_DELETE_ALL", "", "the todo API's setting of that name: acr values a token needs to delete every todo (RFC 9470 step-up); "+devstack.StepUpACR+" makes devidp ask for a second sign-in step")
+	storeURL := s.String("STORE_URL", "", "the exchange's STORE_URL, e.g. redis://127.0.0.1:6379/0 (make run STORE=redis): refresh coordination in Redis instead of in-process")
 	prebuilt := s.String("PREBUILT_DIR", "", "run the devidp, exchange and todo-api binaries in this directory instead of building them (go build -o DIR/ ./cmd/devidp ./cmd/exchange ./cmd/todo-api)")
 	if err := s.Parse(args); err != nil {
 		return devstack.Config{}, err
@@ -124,6 +126,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (devs
 	if *stepUpACR != "" {
 		// The todo API checks the value, and says what is wrong with it.
 		cfg.Env = map[string][]string{devstack.TodoAPI: {"REQUIRE_ACR_FOR_DELETE_ALL=" + *stepUpACR}}
+	}
+	if *storeURL != "" {
+		// The exchange checks the value, and says what is wrong with it.
+		if cfg.Env == nil {
+			cfg.Env = map[string][]string{}
+		}
+		cfg.Env[devstack.Exchange] = append(cfg.Env[devstack.Exchange], "STORE_URL="+*storeURL)
 	}
 	if *prebuilt != "" {
 		abs, err := filepath.Abs(*prebuilt)
@@ -180,7 +189,21 @@ func writeBanner(w io.Writer, st *devstack.Stack, cfg devstack.Config) {
 			fmt.Fprintf(tw, "  step-up\tDelete all needs acr %s (devidp gives %s after the password and the code %s)\n", acr, devstack.StepUpACR, devstack.StepUpCode)
 		}
 	}
+	for _, kv := range cfg.Env[devstack.Exchange] {
+		if v, ok := strings.CutPrefix(kv, "STORE_URL="); ok {
+			fmt.Fprintf(tw, "  store\t%s\t(the exchange's refresh coordination)\n", redactedURL(v))
+		}
+	}
 	fmt.Fprintf(tw, "\n")
 	fmt.Fprintf(tw, "  Press Ctrl-C to stop.\n\n")
 	_ = tw.Flush()
+}
+
+// redactedURL is u for the banner, its password hidden.
+func redactedURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return p.Redacted()
 }

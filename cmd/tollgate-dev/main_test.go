@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,6 +53,16 @@ func TestParseConfig(t *testing.T) {
 			want: func(c devstack.Config) string {
 				if c.AuthMode != "introspection" || c.ExchangePort != 3001 || c.IDPPort != 9001 || c.APIPort != 8081 || c.AccessTokenTTL != 30*time.Second || c.DataDir != "/tmp/x" {
 					return "environment not read"
+				}
+				return ""
+			},
+		},
+		{
+			name: "STORE_URL goes to the exchange (make run STORE=redis), alongside the step-up setting",
+			args: []string{"-store-url=redis://127.0.0.1:6379/0", "-require-acr-for-delete-all=" + devstack.StepUpACR},
+			want: func(c devstack.Config) string {
+				if ex := c.Env[devstack.Exchange]; len(ex) != 1 || ex[0] != "STORE_URL=redis://127.0.0.1:6379/0" || len(c.Env[devstack.TodoAPI]) != 1 {
+					return fmt.Sprintf("Env = %q", c.Env)
 				}
 				return ""
 			},
@@ -148,6 +159,17 @@ func TestBannerStepUp(t *testing.T) {
 	writeBanner(&out, st, devstack.Config{AuthMode: devstack.ModeJWT})
 	if strings.Contains(out.String(), "step-up") {
 		t.Fatalf("a step-up line without the setting:\n%s", out.String())
+	}
+}
+
+// TestBannerStore: the banner names the exchange's store without its
+// password.
+func TestBannerStore(t *testing.T) {
+	st := &devstack.Stack{IssuerURL: "http://localhost:9000", ExchangeURL: "http://localhost:3000", APIURL: "http://localhost:8080", DataDir: "/data"}
+	var out bytes.Buffer
+	writeBanner(&out, st, devstack.Config{AuthMode: devstack.ModeJWT, Env: map[string][]string{devstack.Exchange: {"STORE_URL=redis://u:hunter2@127.0.0.1:6379/0"}}})
+	if !strings.Contains(out.String(), "redis://u:xxxxx@127.0.0.1:6379/0") || strings.Contains(out.String(), "hunter2") {
+		t.Fatalf("banner:\n%s", out.String())
 	}
 }
 
