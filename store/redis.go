@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"sync"
 	"time"
@@ -87,7 +88,7 @@ func (s *redisStore) Set(ctx context.Context, key string, value []byte, ttl time
 	if err := checkTTL(ttl); err != nil {
 		return err
 	}
-	if err := s.rdb.Set(ctx, key, value, ttl).Err(); err != nil {
+	if err := s.rdb.Set(ctx, key, value, wholeMillis(ttl)).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil
@@ -98,7 +99,7 @@ func (s *redisStore) SetNX(ctx context.Context, key string, value []byte, ttl ti
 		return false, err
 	}
 	// SET key value NX PX ttl: absent → "OK", present → nil.
-	err := s.rdb.SetArgs(ctx, key, value, redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
+	err := s.rdb.SetArgs(ctx, key, value, redis.SetArgs{Mode: "NX", TTL: wholeMillis(ttl)}).Err()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
@@ -106,6 +107,18 @@ func (s *redisStore) SetNX(ctx context.Context, key string, value []byte, ttl ti
 		return false, unavailable(err)
 	}
 	return true, nil
+}
+
+// wholeMillis rounds a positive ttl up to whole milliseconds, Redis's
+// finest TTL (PX). go-redis truncates (1.5ms becomes PX 1), which would
+// drop a replay marker or a cached verdict before the instant its caller
+// computed; rounding up keeps every value at least as long as asked, and
+// never at PX 0 (refused by Redis) or without expiry.
+func wholeMillis(ttl time.Duration) time.Duration {
+	if r := ttl % time.Millisecond; r != 0 && ttl <= math.MaxInt64-time.Millisecond {
+		ttl += time.Millisecond - r
+	}
+	return ttl
 }
 
 func (s *redisStore) CompareAndDelete(ctx context.Context, key string, value []byte) (bool, error) {
