@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/url"
 	"sync"
@@ -42,7 +43,21 @@ type redisTopic struct {
 	confirmed bool
 }
 
+// goRedisLog sends go-redis's own messages to slog.Default at Debug level.
+// go-redis prints to stderr, one line for every connection it fails to
+// make, so an outage would fill the log with a line per request; the
+// callers report an outage once, when it starts, and once when it ends.
+type goRedisLog struct{}
+
+func (goRedisLog) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
+
+// quietGoRedis installs goRedisLog once (go-redis's logger is global).
+var quietGoRedis = sync.OnceFunc(func() { redis.SetLogger(goRedisLog{}) })
+
 func openRedis(u *url.URL) (*redisStore, error) {
+	quietGoRedis()
 	opts, err := redis.ParseURL(u.String())
 	if err != nil {
 		// go-redis names the part it refused, never the password.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -429,4 +430,43 @@ func monitor(t *testing.T, addr string) func() string {
 			}
 		}
 	}
+}
+
+// TestRedisOutageLogsNothingPerCall: go-redis's own complaint about each
+// connection it fails to make goes to slog at Debug (which its default
+// logger, writing to stderr at every call, would not show): the store's
+// callers log an outage once.
+func TestRedisOutageLogsNothingPerCall(t *testing.T) {
+	srv := redistest.Start(t)
+	s := openT(t, srv.URL)
+	srv.Stop()
+	var buf syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	for range 3 {
+		if _, _, err := s.Get(t.Context(), "k"); !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("Get with the server down: %v", err)
+		}
+	}
+	if n := strings.Count(buf.String(), "level=DEBUG msg=\"go-redis: "); n == 0 {
+		t.Errorf("go-redis's messages did not reach slog at Debug:\n%s", buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
