@@ -108,4 +108,3 @@ func TestRunRefusesStoreSettings(t *testing.T) {
 		})
 	}
 }
-
