@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
 	"net/url"
 	"sync"
 	"time"
@@ -41,7 +43,21 @@ type redisTopic struct {
 	confirmed bool
 }
 
+// goRedisLog sends go-redis's own messages to slog.Default at Debug level.
+// go-redis prints to stderr, one line for every connection it fails to
+// make, so an outage would fill the log with a line per request; the
+// callers report an outage once, when it starts, and once when it ends.
+type goRedisLog struct{}
+
+func (goRedisLog) Printf(ctx context.Context, format string, v ...any) {
+	slog.Default().DebugContext(ctx, "go-redis: "+fmt.Sprintf(format, v...))
+}
+
+// quietGoRedis installs goRedisLog once (go-redis's logger is global).
+var quietGoRedis = sync.OnceFunc(func() { redis.SetLogger(goRedisLog{}) })
+
 func openRedis(u *url.URL) (*redisStore, error) {
+	quietGoRedis()
 	opts, err := redis.ParseURL(u.String())
 	if err != nil {
 		// go-redis names the part it refused, never the password.
@@ -87,7 +103,7 @@ func (s *redisStore) Set(ctx context.Context, key string, value []byte, ttl time
 	if err := checkTTL(ttl); err != nil {
 		return err
 	}
-	if err := s.rdb.Set(ctx, key, value, ttl).Err(); err != nil {
+	if err := s.rdb.Set(ctx, key, value, wholeMillis(ttl)).Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil
@@ -98,7 +114,7 @@ func (s *redisStore) SetNX(ctx context.Context, key string, value []byte, ttl ti
 		return false, err
 	}
 	// SET key value NX PX ttl: absent → "OK", present → nil.
-	err := s.rdb.SetArgs(ctx, key, value, redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
+	err := s.rdb.SetArgs(ctx, key, value, redis.SetArgs{Mode: "NX", TTL: wholeMillis(ttl)}).Err()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
@@ -106,6 +122,18 @@ func (s *redisStore) SetNX(ctx context.Context, key string, value []byte, ttl ti
 		return false, unavailable(err)
 	}
 	return true, nil
+}
+
+// wholeMillis rounds a positive ttl up to whole milliseconds, Redis's
+// finest TTL (PX). go-redis truncates (1.5ms becomes PX 1), which would
+// drop a replay marker or a cached verdict before the instant its caller
+// computed; rounding up keeps every value at least as long as asked, and
+// never at PX 0 (refused by Redis) or without expiry.
+func wholeMillis(ttl time.Duration) time.Duration {
+	if r := ttl % time.Millisecond; r != 0 && ttl <= math.MaxInt64-time.Millisecond {
+		ttl += time.Millisecond - r
+	}
+	return ttl
 }
 
 func (s *redisStore) CompareAndDelete(ctx context.Context, key string, value []byte) (bool, error) {

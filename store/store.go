@@ -25,7 +25,9 @@ import (
 )
 
 // Store is shared short-lived state. Every ttl must be positive: a value
-// that never expires is refused (ErrInvalid), so nothing accumulates.
+// that never expires is refused (ErrInvalid), so nothing accumulates. Redis
+// keeps a value for whole milliseconds: a ttl between two is rounded up, so
+// a value never expires before the caller asked.
 type Store interface {
 	// Get returns key's value; ok is false when it is absent or expired.
 	Get(ctx context.Context, key string) (value []byte, ok bool, err error)

@@ -1,9 +1,12 @@
 package store_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -355,4 +358,115 @@ func TestRedisOutage(t *testing.T) {
 			t.Fatal("the subscription did not come back after the outage")
 		}
 	}
+}
+
+// TestRedisTTLRoundsUp: Redis keeps values for whole milliseconds, so a
+// TTL between two is rounded up (never down, never to 0, which would mean
+// no expiry or an error): what the server receives is checked on its
+// MONITOR feed, not inferred from PTTL, which shrinks while it is read.
+func TestRedisTTLRoundsUp(t *testing.T) {
+	srv := redistest.Start(t)
+	s := openT(t, srv.URL)
+	mon := monitor(t, srv.Addr)
+	ctx := t.Context()
+	for _, c := range []struct {
+		ttl  time.Duration
+		want string // the expiry arguments Redis sees
+	}{
+		{1500 * time.Microsecond, `"px" "2"`},
+		{300 * time.Microsecond, `"px" "1"`},
+		{time.Nanosecond, `"px" "1"`},
+		{2 * time.Millisecond, `"px" "2"`},
+		{1000*time.Millisecond + time.Nanosecond, `"px" "1001"`},
+		{3 * time.Second, `"ex" "3"`},
+	} {
+		key := fmt.Sprintf("ttl-%d", c.ttl)
+		if err := s.Set(ctx, key, []byte("v"), c.ttl); err != nil {
+			t.Fatal(err)
+		}
+		if line := mon(); !strings.Contains(line, `"set" "`+key+`" "v" `+c.want) {
+			t.Errorf("Set with ttl %v sent %s, want %s", c.ttl, line, c.want)
+		}
+		if _, err := s.SetNX(ctx, key+"-nx", []byte("v"), c.ttl); err != nil {
+			t.Fatal(err)
+		}
+		if line := mon(); !strings.Contains(line, `"set" "`+key+`-nx" "v" `+c.want+` "nx"`) {
+			t.Errorf("SetNX with ttl %v sent %s, want %s nx", c.ttl, line, c.want)
+		}
+	}
+}
+
+// monitor connects to the server's MONITOR feed and returns a function
+// giving the next SET command (lowercased) it shows, skipping the
+// connection handshakes (HELLO, CLIENT SETINFO).
+func monitor(t *testing.T, addr string) func() string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	rd := bufio.NewReader(conn)
+	if _, err := conn.Write([]byte("MONITOR\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	next := func() string {
+		t.Helper()
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading MONITOR: %v", err)
+		}
+		return strings.ToLower(strings.TrimSpace(line))
+	}
+	if ok := next(); ok != "+ok" {
+		t.Fatalf("MONITOR answered %q", ok)
+	}
+	return func() string {
+		t.Helper()
+		for {
+			if line := next(); strings.Contains(line, `] "set" `) {
+				return line
+			}
+		}
+	}
+}
+
+// TestRedisOutageLogsNothingPerCall: go-redis's own complaint about each
+// connection it fails to make goes to slog at Debug (which its default
+// logger, writing to stderr at every call, would not show): the store's
+// callers log an outage once.
+func TestRedisOutageLogsNothingPerCall(t *testing.T) {
+	srv := redistest.Start(t)
+	s := openT(t, srv.URL)
+	srv.Stop()
+	var buf syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+	for range 3 {
+		if _, _, err := s.Get(t.Context(), "k"); !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("Get with the server down: %v", err)
+		}
+	}
+	if n := strings.Count(buf.String(), "level=DEBUG msg=\"go-redis: "); n == 0 {
+		t.Errorf("go-redis's messages did not reach slog at Debug:\n%s", buf.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -109,6 +109,23 @@ type Config struct {
 	// with DPoP on. Changing it costs each client one 401 use_dpop_nonce.
 	DPoPNonceSecret string
 
+	// StoreURL is STORE_URL: "" keeps every cache in this process, as one
+	// instance needs; redis://… or rediss://… (Redis or Valkey) shares
+	// with every instance using the same server the introspection answers
+	// (introspection and hybrid modes, active and inactive verdicts) and,
+	// with DPoP on, the record of the proofs already used, so that a proof
+	// replayed at another instance is refused. New opens it without
+	// contacting it: a store that is down makes each instance fall back to
+	// its own caches, logged once per outage, never a failed request.
+	// Close closes it.
+	StoreURL string
+	// StoreSecret is STORE_SECRET, required with StoreURL: at least
+	// MinStoreSecretBytes, the same on every instance. The key that
+	// authenticates every introspection verdict in the store is derived
+	// from it (HKDF), so that whoever can write to Redis cannot make an
+	// instance trust a token the authorization server did not vouch for.
+	StoreSecret string
+
 	// BaseURL is the public URL of the API, for todo urls and links
 	// (BASE_URL); empty: taken from each request.
 	BaseURL          string
@@ -236,6 +253,7 @@ func (c *Config) validate() error {
 		}
 	}
 	errs = append(errs, c.dpopProblems()...)
+	errs = append(errs, c.storeProblems()...)
 	if err := checkBaseURL(c.BaseURL); err != nil {
 		errs = append(errs, err)
 	}
@@ -293,6 +311,27 @@ func (c *Config) dpopProblems() []error {
 		}
 	}
 	return errs
+}
+
+// MinStoreSecretBytes is the shortest STORE_SECRET: a full HMAC-SHA256
+// key's worth of bytes.
+const MinStoreSecretBytes = 32
+
+// storeProblems reports the problems of STORE_SECRET, never its value.
+// STORE_URL itself is checked by store.Open, whose errors name it and
+// never show its password.
+func (c *Config) storeProblems() []error {
+	switch {
+	case c.StoreURL != "" && c.StoreSecret == "":
+		return []error{fmt.Errorf("STORE_SECRET is required with STORE_URL (at least %d bytes, the same on every instance, e.g. `openssl rand -base64 32`): it authenticates the introspection answers shared in the store", MinStoreSecretBytes)}
+	case c.StoreURL == "" && c.StoreSecret != "":
+		// A secret that does nothing is a mistake worth a stop: the
+		// operator believes the caches are shared.
+		return []error{errors.New("STORE_SECRET: only with STORE_URL")}
+	case c.StoreSecret != "" && len(c.StoreSecret) < MinStoreSecretBytes:
+		return []error{fmt.Errorf("STORE_SECRET: must be at least %d bytes, got %d", MinStoreSecretBytes, len(c.StoreSecret))}
+	}
+	return nil
 }
 
 // dpopOn reports whether DPoP-bound tokens are accepted.

@@ -14,6 +14,7 @@ import (
 	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
+	"github.com/tollgate-dev/tollgate/store"
 	"github.com/tollgate-dev/tollgate/todos"
 )
 
@@ -23,16 +24,31 @@ type Server struct {
 	handler http.Handler
 	engine  *gin.Engine // for the test of the routes against openapi.yaml
 	db      *sql.DB
+	shared  store.Store // STORE_URL's store; nil without it
 }
 
 // New builds the todo API from cfg: it checks every setting, sets up token
 // verification (discovering the issuer's metadata when needed), and opens
-// and migrates the database. Background work (the key refresh) stops when
-// ctx ends; Close releases the database.
-func New(ctx context.Context, cfg Config) (*Server, error) {
+// and migrates the database, and opens STORE_URL's store. Background work
+// (the key refresh) stops when ctx ends; Close releases the database and
+// the store.
+func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	cfg.setDefaults()
-	if err := cfg.validate(); err != nil {
+	// Every problem at once: the settings' and STORE_URL's.
+	problems := cfg.validate()
+	shared, err := openShared(&cfg)
+	if err = errors.Join(problems, err); err != nil {
+		if shared != nil {
+			shared.st.Close()
+		}
 		return nil, err
+	}
+	if shared != nil {
+		defer func() {
+			if err != nil {
+				shared.st.Close()
+			}
+		}()
 	}
 	logger := cfg.Logger
 	m := newMetrics()
@@ -70,6 +86,10 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		authCfg.DPoPBaseURL = cfg.BaseURL
 		if cfg.DPoPNonceSecret != "" {
 			authCfg.DPoPNonceKeys = [][]byte{[]byte(cfg.DPoPNonceSecret)}
+		}
+		if shared != nil {
+			// A proof used at any instance is refused at every other.
+			authCfg.DPoPReplayStore = shared.st
 		}
 	}
 	if len(cfg.Issuers) == 1 {
@@ -116,6 +136,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		if cfg.IntrospectionCacheTTL < 0 {
 			ic.InactiveCacheTTL = -1
 		}
+		if shared != nil {
+			// One instance's verdict (active or not) serves the others,
+			// never past exp nor past the TTL its writer would keep it.
+			ic.SharedCache, ic.SharedCacheKey = shared.st, shared.introspectionKey
+		}
 		// Refuse bad introspection settings at start, not at the first
 		// request: middleware.New takes the client as it is.
 		if err := ic.Validate(); err != nil {
@@ -135,12 +160,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := todos.NewStore(db, todos.StoreConfig{MaxTodosPerOwner: cfg.MaxTodosPerOwner})
+	todoStore, err := todos.NewStore(db, todos.StoreConfig{MaxTodosPerOwner: cfg.MaxTodosPerOwner})
 	if err != nil {
 		sqlDB.Close()
 		return nil, err
 	}
-	if err := store.Migrate(ctx); err != nil {
+	if err := todoStore.Migrate(ctx); err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("migrating the database: %w", err)
 	}
@@ -148,7 +173,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	// adding or removing an issuer changes no owner. The todos written
 	// when they were owned by the subject alone, with a single ISSUER,
 	// are its users': they get its name once.
-	recorded, changed, err := store.PrefixOwners(ctx, cfg.Issuers[0]+" ")
+	recorded, changed, err := todoStore.PrefixOwners(ctx, cfg.Issuers[0]+" ")
 	if err != nil {
 		sqlDB.Close()
 		return nil, fmt.Errorf("migrating the database: %w", err)
@@ -174,7 +199,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.dpopOn() {
 		logger.Info("DPoP-bound tokens accepted (RFC 9449)", "dpop_mode", string(cfg.DPoP), "dpop_nonces", cfg.DPoPNonceSecret != "")
 	}
-	handlers, err := todos.NewHandlers(store, tcfg)
+	handlers, err := todos.NewHandlers(todoStore, tcfg)
 	if err != nil {
 		sqlDB.Close()
 		return nil, err
@@ -199,7 +224,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Logger:  logger,
 		metrics: m,
 	})
-	return &Server{handler: h, engine: engine, db: sqlDB}, nil
+	srv := &Server{handler: h, engine: engine, db: sqlDB}
+	if shared != nil {
+		srv.shared = shared.st
+		shared.log(logger, &cfg)
+	}
+	return srv, nil
 }
 
 // ownerByIssuer names the owner of a caller's todos when the API trusts
@@ -244,5 +274,11 @@ func stepUpCheck(auth *middleware.Authenticator, need middleware.StepUp) func(ht
 // ServeHTTP serves the todo API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// Close releases the database.
-func (s *Server) Close() error { return s.db.Close() }
+// Close releases the database and the store.
+func (s *Server) Close() error {
+	err := s.db.Close()
+	if s.shared != nil {
+		err = errors.Join(err, s.shared.Close())
+	}
+	return err
+}

@@ -91,6 +91,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	resourceURL := s.String("RESOURCE_URL", "", "this API's resource identifier, an https URL (http for loopback hosts); when set, RFC 9728 metadata is served at /.well-known/oauth-protected-resource and challenges carry resource_metadata")
 	dpopMode := s.String("DPOP_MODE", string(d.DPoP), "DPoP-bound tokens (RFC 9449): disabled (Bearer only), allowed (Bearer and DPoP) or required (DPoP only); a proof's htu must name BASE_URL when set")
 	dpopSecret := s.String("DPOP_NONCE_SECRET", "", "at least 32 bytes, the same on every replica: DPoP proofs must carry a nonce this API issued (RFC 9449 §9); only with DPOP_MODE allowed or required; empty: no nonces")
+	storeURL := s.String("STORE_URL", "", "redis://[user:password@]host:port/db or rediss://…: introspection answers and DPoP proof ids shared by every instance behind a load balancer (unset: in-process, per instance)")
+	storeSecret := s.String("STORE_SECRET", "", "at least 32 bytes, the same on every instance; required with STORE_URL: authenticates the introspection answers kept in the store")
 	baseURL := s.String("BASE_URL", "", "public URL of the API for todo urls and links, and the URL DPoP proofs name (default: from each request)")
 	maxTodos := s.IntAtLeast("MAX_TODOS_PER_USER", d.MaxTodosPerOwner, 1, "most todos one user may keep")
 	logLevel := s.String("LOG_LEVEL", "info", "debug, info, warn or error")
@@ -141,6 +143,8 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		ResourceURL:               *resourceURL,
 		DPoP:                      dpop,
 		DPoPNonceSecret:           *dpopSecret,
+		StoreURL:                  *storeURL,
+		StoreSecret:               *storeSecret,
 		BaseURL:                   *baseURL,
 		MaxTodosPerOwner:          *maxTodos,
 	}, level, nil
