@@ -73,7 +73,7 @@ func TestClusterRefreshOnRedis(t *testing.T) {
 
 	// Redis down.
 	rdb.Stop()
-	before := len(c.refreshGrants())
+	before, hits := len(c.refreshGrants()), c.exchange.counts()
 	for i := range clusterExchanges {
 		resp, body := c.postRefresh(c.cookieHeader())
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
@@ -81,6 +81,11 @@ func TestClusterRefreshOnRedis(t *testing.T) {
 		}
 		if len(resp.Cookies()) != 0 {
 			t.Fatalf("refresh %d with Redis down changed cookies", i)
+		}
+	}
+	for i, h := range c.exchange.counts() {
+		if h-hits[i] != 1 {
+			t.Errorf("with Redis down, exchange instance %d got %d of the refreshes, want 1 each", i+1, h-hits[i])
 		}
 	}
 	if got := len(c.refreshGrants()); got != before {
