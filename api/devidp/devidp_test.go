@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -883,5 +884,105 @@ func TestConcurrentGrants(t *testing.T) {
 				t.Fatal("inactive")
 			}
 		})
+	}
+}
+
+// syncBuffer is a log destination safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestTokenRequestLog: every token request ends with one "token request"
+// line naming its grant type, client and outcome, which the end-to-end
+// tests count (e2e/cluster_test.go: one refresh grant across several
+// exchange instances); an unknown grant_type is logged as "other", and no
+// code or token reaches the log.
+func TestTokenRequestLog(t *testing.T) {
+	var buf syncBuffer
+	ts := mustStart(t, func(c *devidp.Config) { c.Logger = slog.New(slog.NewJSONHandler(&buf, nil)) })
+	conf := oauthConfig(ts)
+	first := mustGrant(t, ts, conf).token
+	second, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: first.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	_, err = conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: first.RefreshToken}).Token()
+	wantRetrieveError(t, err, http.StatusBadRequest, "invalid_grant")
+	req := mustRequest(t, http.MethodPost, ts.URL+"/token", url.Values{"grant_type": {"password\n{\"x\":1}"}, "username": {"alice"}, "password": {"alice"}})
+	req.SetBasicAuth(clientID, clientSecret)
+	readAll(t, mustDo(t, http.DefaultClient, req))
+
+	type line struct {
+		Msg       string `json:"msg"`
+		GrantType string `json:"grant_type"`
+		ClientID  string `json:"client_id"`
+		Issued    bool   `json:"issued"`
+	}
+	var got []line
+	for l := range strings.Lines(buf.String()) {
+		var e line
+		if err := json.Unmarshal([]byte(l), &e); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if e.Msg == "token request" {
+			got = append(got, e)
+		}
+	}
+	want := []line{
+		{"token request", "authorization_code", clientID, true},
+		{"token request", "refresh_token", clientID, true},
+		{"token request", "refresh_token", clientID, false},
+		{"token request", "other", "", false}, // fosite drops the request it has no handler for
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("token request lines:\n got %+v\nwant %+v", got, want)
+	}
+	for _, secret := range []string{first.AccessToken, first.RefreshToken, second.AccessToken, second.RefreshToken, clientSecret} {
+		if strings.Contains(buf.String(), secret) {
+			t.Fatal("the log holds a token or the client secret")
+		}
+	}
+}
+
+// TestConcurrentRefreshSpendsOnce: a refresh token sent by several clients
+// at once is rotated once; the others get no tokens. Checking the token
+// and retiring it used to be two steps, so two concurrent refreshes could
+// both pass the check and both get a new pair from one refresh token.
+func TestConcurrentRefreshSpendsOnce(t *testing.T) {
+	ts := mustStart(t, nil)
+	conf := oauthConfig(ts)
+	for range 5 {
+		tok := mustGrant(t, ts, conf).token
+		var ok atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 20 {
+			wg.Go(func() {
+				<-start
+				if _, err := conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err == nil {
+					ok.Add(1)
+				} else if re := (*oauth2.RetrieveError)(nil); !errors.As(err, &re) || re.Response.StatusCode != http.StatusBadRequest {
+					t.Errorf("a refused refresh: %v, want a 400", err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if n := ok.Load(); n != 1 {
+			t.Fatalf("%d of 20 concurrent refreshes with one refresh token got tokens, want 1", n)
+		}
 	}
 }

@@ -29,9 +29,17 @@ const maxFormBytes = 64 << 10
 // carries cnf.jkt and comes with token_type DPoP. fosite knows nothing of
 // DPoP: the binding travels in our session (DPoPJKT, RefreshJKT) and
 // fosite's "bearer" token type is overwritten in the response.
+//
+// Every request ends with one "token request" line (logTokenRequest), so
+// that tests running the devidp binary can count the grants a client ran.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	var (
+		ar     fosite.AccessRequester
+		issued bool
+	)
+	defer func() { s.logTokenRequest(r, ar, issued) }()
 	var proof *checkedProof
 	if raw, present, err := proofHeader(r); err != nil {
 		s.writeDPoPError(w, r, err)
@@ -72,7 +80,28 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if jkt != "" {
 		resp.SetTokenType("DPoP")
 	}
+	issued = true
 	s.fosite.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// logTokenRequest writes one Info line per token request: its grant_type
+// (one of the two this server runs, else "other", so a client cannot write
+// what it likes into the log), the client when fosite authenticated one,
+// and whether tokens were issued. Why a request was refused is the "oauth
+// error" line's. Never a code, token or secret. The line exists for
+// operators and for the end-to-end tests, which count refresh grants with
+// it: several exchange instances must spend a refresh token once.
+func (s *Server) logTokenRequest(r *http.Request, ar fosite.AccessRequester, issued bool) {
+	grantType := "other"
+	if gt := r.PostForm.Get("grant_type"); gt == "authorization_code" || gt == "refresh_token" {
+		grantType = gt
+	}
+	client := ""
+	if ar != nil && ar.GetClient() != nil {
+		client = ar.GetClient().GetID()
+	}
+	s.logger.LogAttrs(r.Context(), slog.LevelInfo, "token request",
+		slog.String("grant_type", grantType), slog.String("client_id", client), slog.Bool("issued", issued))
 }
 
 // bindDPoP puts the proof key's thumbprint jkt ("" when the request had no

@@ -274,12 +274,22 @@ func (s *store) DeleteRefreshTokenSession(_ context.Context, sig string) error {
 // RotateRefreshToken retires the refresh token just used and the access
 // tokens issued before it, as fosite's MemoryStore and Hydra do; fosite stores
 // the new pair right after.
+//
+// fosite checks that the token is active (GetRefreshTokenSession) and
+// rotates it in two steps, so concurrent refreshes with one token can all
+// pass the check. Only the first to rotate may go on: the others get
+// fosite.ErrSerializationFailure, which fosite answers with
+// invalid_request ("multiple concurrent requests using the same token"),
+// as Hydra does when its database transaction fails to serialize. One
+// refresh token never yields two token pairs.
 func (s *store) RotateRefreshToken(_ context.Context, requestID, sig string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r, ok := s.refresh[sig]; ok {
-		r.inactive = true
+	r, ok := s.refresh[sig]
+	if !ok || r.inactive {
+		return fosite.ErrSerializationFailure
 	}
+	r.inactive = true
 	s.deleteAccessLocked(requestID)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -316,3 +317,47 @@ func TestStepUpConstants(t *testing.T) {
 		t.Fatalf("devstack says %s and %s; devidp issues %s after the code %s", StepUpACR, StepUpCode, devidp.ACRTwoFactor, devidp.DefaultSecondFactor)
 	}
 }
+
+// TestStartProgram: a program started on its own gets only the given
+// environment (and PATH and the like), its output prefixed, and stops.
+func TestStartProgram(t *testing.T) {
+	bin := fakePrograms(t, `echo "issuer=$ISSUER store=$STORE_URL"; exec sleep 600`)
+	t.Setenv("STORE_URL", "redis://leaked")
+	var out bytes.Buffer
+	var mu sync.Mutex
+	p, err := StartProgram(bin, DevIDP, "devidp-2", []string{"ISSUER=http://x"}, writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return out.Write(b)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(p.Tail(), "issuer=") {
+		if time.Now().After(deadline) {
+			t.Fatal("the script never wrote")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := p.Stop(5 * time.Second); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	select {
+	case <-p.Done():
+	default:
+		t.Fatal("Stop returned before the program ended")
+	}
+	if err := syscall.Kill(p.PID(), 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("pid %d still exists after Stop: %v", p.PID(), err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := out.String(); got != "devidp-2 | issuer=http://x store=\n" {
+		t.Fatalf("output %q", got)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
