@@ -24,7 +24,11 @@ import (
 //   - lock:<id>   SET NX PX by the instance that runs the grant; its value
 //     is that instance's random owner tag, so that only it releases the
 //     lock (compare-and-delete). It expires after lockTTL (a little above
-//     HTTPTimeout), so a holder that died is taken over by a waiter.
+//     HTTPTimeout); a grant that could not end and store its outcome
+//     before then is not started. A waiter that sees the lock expire
+//     without a result answers 503 rather than take the grant over: the
+//     holder may have spent the token (it died, or could not store the
+//     outcome), and its browser may hold the new one already.
 //   - result:<id> the grant's outcome, sealed, for RefreshGrace (at least
 //     minShareTTL, so that waiters collect it even with the grace off); a
 //     failure for failureTTL, so that waiters answer as the holder did
@@ -51,6 +55,10 @@ const (
 	waitBackstop = 500 * time.Millisecond
 	// maxStoredLen bounds a sealed result read from the store.
 	maxStoredLen = 64 << 10
+	// storeMargin is the least time the lock must have left once the
+	// grant ends, for storing its outcome; lockTTL leaves two seconds more
+	// for the store calls before the grant.
+	storeMargin = time.Second
 	// storeRetryAfter is the Retry-After of a refresh refused because the
 	// store is down, in seconds.
 	storeRetryAfter = "5"
@@ -220,8 +228,8 @@ func (s *Server) coordinate(ctx context.Context, refreshToken string) (refreshRe
 	ss := s.shared
 	id := ss.id(refreshToken)
 	// One caller's cancelled request must not fail the others of the
-	// flight; the wait is bounded by the lock's lifetime, after which a
-	// waiter takes the lock over.
+	// flight; the wait is bounded by the lock's lifetime, after which the
+	// waiters answer 503 (see the lock above).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ss.lockTTL+time.Second)
 	defer cancel()
 	owner := make([]byte, 16)
@@ -242,13 +250,29 @@ func (s *Server) coordinate(ctx context.Context, refreshToken string) (refreshRe
 			s.storeAnswered()
 			return sharedOutcome(sr)
 		}
+		// The lock expires lockTTL after the server took it, which is no
+		// earlier than lockTTL after we asked for it.
+		expires := time.Now().Add(ss.lockTTL)
 		won, err := ss.st.SetNX(ctx, key("lock", id), owner, ss.lockTTL)
 		if err != nil {
 			return refreshResult{}, false, s.storeFailed("taking the refresh lock", err)
 		}
 		s.storeAnswered()
+		if won && sub != nil {
+			// We saw another instance hold the lock, and it expired
+			// without a result: that instance died, or ran the grant and
+			// could not store its outcome. The token may well be spent,
+			// and the holder's browser may hold its successor already:
+			// spending it again is a reuse, which a rotating server
+			// answers by revoking the whole family, the new tokens
+			// included. Answer 503 instead; the browser's retry carries
+			// whatever cookie it holds by then.
+			_, _ = ss.st.CompareAndDelete(ctx, key("lock", id), owner)
+			s.logger.Warn("refresh: another instance's grant ended without a result (it died, or the store failed it); not spending the refresh token again")
+			return refreshResult{}, false, fmt.Errorf("%w: another instance's grant ended without a result", errStoreUnavailable)
+		}
 		if won {
-			return s.grantShared(ctx, id, owner, refreshToken)
+			return s.grantShared(ctx, id, owner, refreshToken, expires)
 		}
 		if sub == nil {
 			// Subscribe, then check again: a result stored in between is
@@ -272,10 +296,10 @@ func (s *Server) coordinate(ctx context.Context, refreshToken string) (refreshRe
 
 // grantShared runs the grant under the lock it holds, stores the outcome,
 // wakes the waiters and releases the lock.
-func (s *Server) grantShared(ctx context.Context, id string, owner []byte, refreshToken string) (refreshResult, bool, error) {
+func (s *Server) grantShared(ctx context.Context, id string, owner []byte, refreshToken string, lockExpires time.Time) (refreshResult, bool, error) {
 	ss := s.shared
-	// Not the wait's deadline, which may be near when this instance took
-	// over an expired lock: storing the result must not fail for it.
+	// Not the wait's deadline, which may be near: storing the result must
+	// not fail for it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ss.lockTTL)
 	defer cancel()
 	lock := key("lock", id)
@@ -287,6 +311,14 @@ func (s *Server) grantShared(ctx context.Context, id string, owner []byte, refre
 			return refreshResult{}, false, err
 		}
 		return sharedOutcome(sr)
+	}
+	// The grant may take HTTPTimeout, and its outcome must be stored
+	// before the lock expires: once it has, another instance takes the
+	// lock and spends the token again. A store slow enough to eat that
+	// margin fails the refresh instead.
+	if time.Until(lockExpires) < s.cfg.HTTPTimeout+storeMargin {
+		_, _ = ss.st.CompareAndDelete(ctx, lock, owner)
+		return refreshResult{}, false, s.storeFailed("taking the refresh lock", errors.New("the store answered too slowly for the grant to end before the lock expires"))
 	}
 	res, err := s.grant(ctx, refreshToken)
 	var sr sharedResult
@@ -304,7 +336,8 @@ func (s *Server) grantShared(ctx context.Context, id string, owner []byte, refre
 	}
 	if serr != nil {
 		// The waiters cannot see the outcome: the lock stays until it
-		// expires, so that none of them spends the token before then.
+		// expires, so that none of them spends the token, and then they
+		// answer 503 rather than take it over.
 		// This caller still gets the grant: its token is spent, and
 		// dropping the new one would end the session for sure.
 		_ = s.storeFailed("storing a refresh result", serr)
