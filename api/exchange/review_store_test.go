@@ -22,6 +22,8 @@ type flakyStore struct {
 	getDelay atomic.Pointer[func(n int32) time.Duration]
 	// failResultSets is how many Sets of a refresh result still fail.
 	failResultSets atomic.Int32
+	// resultSetDelay delays each Set of a refresh result (nanoseconds).
+	resultSetDelay atomic.Int64
 }
 
 func (f *flakyStore) Get(ctx context.Context, key string) ([]byte, bool, error) {
@@ -41,6 +43,9 @@ func (f *flakyStore) Get(ctx context.Context, key string) ([]byte, bool, error) 
 func (f *flakyStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if strings.Contains(key, ":result:") && f.failResultSets.Add(-1) >= 0 {
 		return store.ErrUnavailable
+	}
+	if d := time.Duration(f.resultSetDelay.Load()); d > 0 && strings.Contains(key, ":result:") {
+		time.Sleep(d)
 	}
 	return f.Store.Set(ctx, key, value, ttl)
 }
@@ -151,5 +156,51 @@ func TestReviewStoreFailedResultStoreIsNotSpentAgain(t *testing.T) {
 	}
 	if r := c.envs[1].send(&http.Client{}, http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", n.refresh+"="+rc.Value+"; "+n.session+"="+sc.Value); r.status != http.StatusOK {
 		t.Errorf("the retry with the new cookie: %d %s", r.status, r.body)
+	}
+}
+
+// TestReviewStoreSignOutOutlivesTheResult: a sign-out made while a refresh
+// with the same token runs on another instance marks the token forgotten
+// before that refresh stores its result. The mark must last as long as the
+// result: with a RefreshGrace longer than the mark (a minute), the old
+// refresh cookie (a copy kept by whoever stole it) collected the new
+// tokens once the mark expired, where one instance never hands them out
+// (graceCache.put refuses a forgotten token).
+func TestReviewStoreSignOutOutlivesTheResult(t *testing.T) {
+	t.Parallel()
+	var off atomic.Int64
+	mem := store.NewMemory(store.MemoryOptions{Now: func() time.Time { return time.Now().Add(time.Duration(off.Load())) }})
+	slow := &flakyStore{Store: mem}
+	c := newCluster(t, 2, 0, func(int) string { return "" }, func(i int, cfg *Config) {
+		cfg.Store = mem
+		if i == 0 {
+			cfg.Store = slow
+		}
+		cfg.RefreshGrace = 5 * time.Minute
+	})
+	b := c.signIn()
+	cookie := c.refreshCookies(b)
+	// The grant ends at once; storing its result takes a second, in which
+	// the browser signs out at the other instance.
+	slow.resultSetDelay.Store(int64(time.Second))
+	var wg sync.WaitGroup
+	var refreshed result
+	wg.Go(func() {
+		refreshed = c.envs[0].send(&http.Client{Timeout: 30 * time.Second}, http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", cookie)
+	})
+	time.Sleep(300 * time.Millisecond)
+	if r := c.envs[1].send(&http.Client{}, http.MethodDelete, refreshPath, "X-CSRF", "1", "Cookie", cookie); r.status != http.StatusOK {
+		t.Fatalf("sign-out: %d %s", r.status, r.body)
+	}
+	wg.Wait()
+	if refreshed.status != http.StatusUnauthorized {
+		t.Fatalf("the refresh that ran during sign-out: %d %s, want 401", refreshed.status, refreshed.body)
+	}
+	off.Store(int64(2 * time.Minute))
+	// At the instance that ran the refresh (the one that signed out also
+	// remembers it in-process; a third would not).
+	r := c.envs[0].send(&http.Client{}, http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", cookie)
+	if r.status == http.StatusOK {
+		t.Errorf("the signed-out refresh cookie two minutes later: %d, the new tokens handed out (%d grants)", r.status, c.grants.Load())
 	}
 }

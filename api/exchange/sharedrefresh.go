@@ -92,11 +92,17 @@ func newSharedStore(st store.Store, owned bool, secret []byte, cfg *Config, forg
 	if err != nil {
 		return nil, err
 	}
+	lockTTL := cfg.HTTPTimeout + 3*time.Second
+	shareTTL := max(cfg.RefreshGrace, minShareTTL)
 	return &sharedStore{
 		st: st, owned: owned, seal: seal, idKey: idKey,
-		lockTTL:   cfg.HTTPTimeout + 3*time.Second,
-		forgetFor: forgetFor,
-		shareTTL:  max(cfg.RefreshGrace, minShareTTL),
+		lockTTL: lockTTL,
+		// A sign-out made while a grant runs elsewhere marks the token
+		// before that grant stores its result: the mark must outlast the
+		// result (stored up to lockTTL later, kept shareTTL), or the old
+		// refresh cookie collects the new tokens once the mark is gone.
+		forgetFor: max(forgetFor, lockTTL+shareTTL),
+		shareTTL:  shareTTL,
 	}, nil
 }
 
