@@ -40,11 +40,11 @@ func TestReviewMisplacedPasswordNeverEchoed(t *testing.T) {
 	}
 	// What is safe to show still shows.
 	for raw, want := range map[string]string{
-		"redis://:pw@redis.internal:6379/2":                  "redis://:xxxxx@redis.internal:6379/2",
-		"rediss://user:pw@redis.internal:6380/0":             "rediss://user:xxxxx@redis.internal:6380/0",
-		"redis://redis.internal:6379":                        "redis://redis.internal:6379",
-		"redis://redis.internal:6379/0?dial_timeout=1s":      "redis://redis.internal:6379/0?…",
-		"":                                                   "in-process",
+		"redis://:pw@redis.internal:6379/2":             "redis://:xxxxx@redis.internal:6379/2",
+		"rediss://user:pw@redis.internal:6380/0":        "rediss://user:xxxxx@redis.internal:6380/0",
+		"redis://redis.internal:6379":                   "redis://redis.internal:6379",
+		"redis://redis.internal:6379/0?dial_timeout=1s": "redis://redis.internal:6379/0?…",
+		"": "in-process",
 	} {
 		if got := store.Redacted(raw); got != want {
 			t.Errorf("Redacted(%q) = %q, want %q", raw, got, want)

@@ -198,4 +198,3 @@ func writeBanner(w io.Writer, st *devstack.Stack, cfg devstack.Config) {
 	fmt.Fprintf(tw, "  Press Ctrl-C to stop.\n\n")
 	_ = tw.Flush()
 }
-
