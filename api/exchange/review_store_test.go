@@ -22,6 +22,8 @@ type flakyStore struct {
 	getDelay atomic.Pointer[func(n int32) time.Duration]
 	// failResultSets is how many Sets of a refresh result still fail.
 	failResultSets atomic.Int32
+	// failProducedSets is how many Sets of a "produced" mark still fail.
+	failProducedSets atomic.Int32
 	// resultSetDelay delays each Set of a refresh result (nanoseconds).
 	resultSetDelay atomic.Int64
 }
@@ -42,6 +44,9 @@ func (f *flakyStore) Get(ctx context.Context, key string) ([]byte, bool, error) 
 
 func (f *flakyStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if strings.Contains(key, ":result:") && f.failResultSets.Add(-1) >= 0 {
+		return store.ErrUnavailable
+	}
+	if strings.Contains(key, ":produced:") && f.failProducedSets.Add(-1) >= 0 {
 		return store.ErrUnavailable
 	}
 	if d := time.Duration(f.resultSetDelay.Load()); d > 0 && strings.Contains(key, ":result:") {
@@ -202,5 +207,35 @@ func TestReviewStoreSignOutOutlivesTheResult(t *testing.T) {
 	r := c.envs[0].send(&http.Client{}, http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", cookie)
 	if r.status == http.StatusOK {
 		t.Errorf("the signed-out refresh cookie two minutes later: %d, the new tokens handed out (%d grants)", r.status, c.grants.Load())
+	}
+}
+
+// TestReviewStoreSignOutFindsTheResultThatHandedOutItsToken: sign-out with
+// the current refresh token drops the result that handed it out, found
+// through the "produced" mark. When writing that mark failed (a flake) but
+// the result was stored, sign-out missed the result, and the replaced
+// refresh cookie (a stolen copy) collected the signed-out session's tokens
+// at any instance for the rest of RefreshGrace.
+func TestReviewStoreSignOutFindsTheResultThatHandedOutItsToken(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	f := &flakyStore{}
+	c := newCluster(t, 2, 0, func(int) string { return srv.URL }, flakyFor(t, srv, f))
+	b := c.signIn()
+	old := c.refreshCookies(b)
+	f.failProducedSets.Store(1)
+	r := c.envs[0].send(&http.Client{}, http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", old)
+	if r.status != http.StatusOK && r.status != http.StatusServiceUnavailable {
+		t.Fatalf("refresh: %d %s", r.status, r.body)
+	}
+	if r.status == http.StatusOK {
+		n := c.envs[0].ex.names
+		current := n.refresh + "=" + r.cookie(n.refresh).Value + "; " + n.session + "=" + r.cookie(n.session).Value
+		if s := c.envs[1].send(&http.Client{}, http.MethodDelete, refreshPath, "X-CSRF", "1", "Cookie", current); s.status != http.StatusOK {
+			t.Fatalf("sign-out: %d %s", s.status, s.body)
+		}
+	}
+	if got := c.envs[0].send(&http.Client{}, http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", old); got.status == http.StatusOK {
+		t.Errorf("the replaced refresh cookie after sign-out: %d, the signed-out session's tokens handed out", got.status)
 	}
 }

@@ -335,10 +335,26 @@ func (s *Server) grantShared(ctx context.Context, id string, owner []byte, refre
 	} else {
 		sr = toShared(res)
 	}
+	var serr error
+	if err == nil && res.tok.RefreshToken != "" && res.tok.RefreshToken != refreshToken {
+		// For sign-out with the new token (forgetShared): which result
+		// handed it out. Written before the result, and the result only
+		// with it: a result sign-out cannot find would hand the
+		// signed-out session's tokens to the replaced refresh token for
+		// the rest of its TTL. It outlasts the result, which is
+		// written after it.
+		pk := key("produced", ss.id(res.tok.RefreshToken))
+		var v string
+		if v, serr = ss.seal.sealJSON(pk, id); serr == nil {
+			serr = ss.st.Set(ctx, pk, []byte(v), ttl+ss.lockTTL)
+		}
+	}
 	rk := key("result", id)
-	sealed, serr := ss.seal.sealJSON(rk, sr)
 	if serr == nil {
-		serr = ss.st.Set(ctx, rk, []byte(sealed), ttl)
+		var sealed string
+		if sealed, serr = ss.seal.sealJSON(rk, sr); serr == nil {
+			serr = ss.st.Set(ctx, rk, []byte(sealed), ttl)
+		}
 	}
 	if serr != nil {
 		// The waiters cannot see the outcome: the lock stays until it
@@ -348,14 +364,6 @@ func (s *Server) grantShared(ctx context.Context, id string, owner []byte, refre
 		// dropping the new one would end the session for sure.
 		_ = s.storeFailed("storing a refresh result", serr)
 		return res, false, err
-	}
-	if err == nil && res.tok.RefreshToken != "" && res.tok.RefreshToken != refreshToken {
-		// For sign-out with the new token (forgetShared): which result
-		// handed it out.
-		pk := key("produced", ss.id(res.tok.RefreshToken))
-		if v, perr := ss.seal.sealJSON(pk, id); perr == nil {
-			_ = ss.st.Set(ctx, pk, []byte(v), ttl)
-		}
 	}
 	_ = ss.st.Publish(ctx, key("done", id))
 	_, _ = ss.st.CompareAndDelete(ctx, lock, owner)
