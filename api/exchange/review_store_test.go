@@ -239,3 +239,48 @@ func TestReviewStoreSignOutFindsTheResultThatHandedOutItsToken(t *testing.T) {
 		t.Errorf("the replaced refresh cookie after sign-out: %d, the signed-out session's tokens handed out", got.status)
 	}
 }
+
+// TestReviewStoreOddRedisValues: someone who can write to Redis plants
+// values of the wrong type or size under this session's keys. The
+// exchange answers 503 (the refresh cannot be coordinated) or goes on, and
+// never panics nor answers 500; sign-out still signs out.
+func TestReviewStoreOddRedisValues(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	c := newCluster(t, 1, 0, func(int) string { return srv.URL }, func(_ int, cfg *Config) { cfg.HTTPTimeout = time.Second })
+	e := c.envs[0]
+	b := c.signIn()
+	id := e.ex.shared.id(e.refreshToken(b))
+	cookie := c.refreshCookies(b)
+	refresh := func(what string, want ...int) {
+		t.Helper()
+		r := e.send(&http.Client{Timeout: 30 * time.Second}, http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", cookie)
+		for _, w := range want {
+			if r.status == w {
+				return
+			}
+		}
+		t.Errorf("%s: %d %s, want one of %v", what, r.status, r.body, want)
+	}
+	srv.Do("rpush", key("result", id), "x")
+	refresh("result is a list", http.StatusServiceUnavailable)
+	srv.Do("del", key("result", id))
+	srv.Do("set", key("result", id), strings.Repeat("A", 1<<20))
+	srv.Do("hset", key("lock", id), "a", "b")
+	srv.Do("pexpire", key("lock", id), 1500)
+	refresh("result is 1 MiB of junk, lock is a hash", http.StatusServiceUnavailable)
+	srv.Do("del", key("result", id), key("lock", id))
+	srv.Do("hset", key("forgotten", id), "a", "b")
+	refresh("forgotten mark is a hash", http.StatusOK, http.StatusUnauthorized)
+	b2 := c.signIn()
+	id2 := e.ex.shared.id(e.refreshToken(b2))
+	srv.Do("rpush", key("produced", id2), "x")
+	if r := e.send(&http.Client{}, http.MethodDelete, refreshPath, "X-CSRF", "1", "Cookie", c.refreshCookies(b2)); r.status != http.StatusOK {
+		t.Errorf("sign-out with a list as produced mark: %d %s", r.status, r.body)
+	}
+	// The mark that could not be read must not cost the token's own
+	// sign-out mark.
+	if _, ok := srv.Dump()[key("forgotten", id2)]; !ok {
+		t.Errorf("sign-out left no forgotten mark when the produced mark could not be read")
+	}
+}

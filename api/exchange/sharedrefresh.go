@@ -397,12 +397,11 @@ func (s *Server) forgetShared(ctx context.Context, refreshToken string) error {
 	id := ss.id(refreshToken)
 	ids := []string{id}
 	pk := key("produced", id)
-	v, ok, err := ss.st.Get(ctx, pk)
-	if err != nil {
-		return err
-	}
+	// A produced mark that cannot be read must not cost this token's own
+	// mark: the error is reported after the rest is done.
+	v, ok, gerr := ss.st.Get(ctx, pk)
 	var prev string
-	if ok && ss.seal.openJSON(pk, string(v), &prev) == nil && prev != "" {
+	if gerr == nil && ok && ss.seal.openJSON(pk, string(v), &prev) == nil && prev != "" {
 		ids = append(ids, prev)
 	}
 	for _, id := range ids {
@@ -413,5 +412,5 @@ func (s *Server) forgetShared(ctx context.Context, refreshToken string) error {
 			return err
 		}
 	}
-	return nil
+	return gerr
 }
