@@ -284,3 +284,31 @@ func TestReviewStoreOddRedisValues(t *testing.T) {
 		t.Errorf("sign-out left no forgotten mark when the produced mark could not be read")
 	}
 }
+
+// TestReviewStoreWaitersUnsubscribe: after refreshes that made instances
+// wait for each other, no channel stays subscribed at Redis.
+func TestReviewStoreWaitersUnsubscribe(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	c := newCluster(t, 3, 300*time.Millisecond, func(int) string { return srv.URL })
+	b := c.signIn()
+	for i, r := range c.refreshAll(12, c.refreshCookies(b)) {
+		if r.status != http.StatusOK {
+			t.Fatalf("request %d: %d %s", i, r.status, r.body)
+		}
+	}
+	if got := c.grants.Load(); got != 1 {
+		t.Errorf("%d grants, want 1", got)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		chans, _ := srv.Do("pubsub", "channels", "*").([]any)
+		if len(chans) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still subscribed at Redis: %v", chans)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
