@@ -156,6 +156,9 @@ func (sc *sharedCache) skip(now time.Time) bool {
 }
 
 // failed records a failed call; the first failure of an outage is logged.
+// Callers leave out calls that failed because the lookup's own context
+// ended (every caller went away): those say nothing of the cache, and
+// counting them would let anyone switch it off for sharedRetry on demand.
 func (s *state) sharedFailed(ctx context.Context, op string, err error, token string) {
 	sc := s.shared
 	sc.errs.Add(1)
@@ -187,7 +190,9 @@ func (s *state) sharedGet(ctx context.Context, k key, token string) (entry, bool
 	v, ok, err := sc.c.Get(cctx, name)
 	cancel()
 	if err != nil {
-		s.sharedFailed(ctx, "get", err, token)
+		if ctx.Err() == nil { // not a lookup every caller abandoned
+			s.sharedFailed(ctx, "get", err, token)
+		}
 		return entry{}, false
 	}
 	s.sharedSucceeded(ctx)
@@ -297,7 +302,9 @@ func (s *state) sharedPut(ctx context.Context, k key, e entry, token string, now
 	err = sc.c.Set(cctx, name, sc.seal(name, body), ttl)
 	cancel()
 	if err != nil {
-		s.sharedFailed(ctx, "set", err, token)
+		if ctx.Err() == nil {
+			s.sharedFailed(ctx, "set", err, token)
+		}
 		return
 	}
 	s.sharedSucceeded(ctx)

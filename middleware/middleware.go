@@ -228,8 +228,8 @@ func (a *Authenticator) checkProof(r *http.Request, p principal.Principal, token
 	}
 	// Fresh here; the fleet may have seen it. Local first, so that a
 	// replay at this instance costs no round trip.
-	if a.dpop.shared != nil && a.dpop.shared.seen(r.Context(), jkt, c.jti, expires.Sub(now)) {
-		return errDPoPReplay
+	if a.dpop.shared != nil {
+		return a.dpop.shared.check(r.Context(), jkt, c.jti, expires.Sub(now))
 	}
 	return nil
 }

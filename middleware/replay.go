@@ -167,24 +167,47 @@ func replayStoreKey(jkt, jti string) string {
 	return replayStoreKeyBase + hex.EncodeToString(h.Sum(nil))
 }
 
-// seen records the proof in the store for ttl and reports whether the
-// fleet had seen it already. A store that fails says "not seen".
-func (s *sharedReplay) seen(ctx context.Context, jkt, jti string, ttl time.Duration) bool {
+// check records the proof in the store for ttl. It returns errDPoPReplay
+// when the fleet had seen it already, nil when not, and nil without asking
+// while the store is down (see sharedReplay).
+//
+// A request whose own context ended (its client went away, or
+// half-closed the connection) is no store outage: counting it as one
+// would let anyone with a DPoP token of their own switch an instance to
+// its local replay cache, on demand, for replayStoreRetry, and the proof
+// of such a request would pass unchecked. It is refused (503) instead; its
+// client is gone.
+func (s *sharedReplay) check(ctx context.Context, jkt, jti string, ttl time.Duration) error {
 	if s.down.Load() && s.now().UnixNano() < s.retry.Load() {
-		return false
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return errDPoPGone(err)
 	}
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	stored, err := s.store.SetNX(cctx, replayStoreKey(jkt, jti), []byte{1}, ttl)
 	cancel()
 	if err != nil {
+		if ctx.Err() != nil {
+			return errDPoPGone(ctx.Err())
+		}
 		s.retry.Store(s.now().Add(replayStoreRetry).UnixNano())
 		if s.down.CompareAndSwap(false, true) {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "DPoP replay store unavailable: checking proofs against this instance's replay cache only until it answers", errAttr(err))
 		}
-		return false
+		return nil
 	}
 	if s.down.Load() && s.down.CompareAndSwap(true, false) {
 		s.log.LogAttrs(ctx, slog.LevelInfo, "DPoP replay store recovered")
 	}
-	return !stored
+	if !stored {
+		return errDPoPReplay
+	}
+	return nil
+}
+
+// errDPoPGone is a request that ended before its proof could be checked
+// against the fleet.
+func errDPoPGone(cause error) error {
+	return newErr(ErrUnavailable, ReasonUnavailable, "the request ended before its DPoP proof was checked", cause)
 }

@@ -60,8 +60,10 @@ func openRedis(u *url.URL) (*redisStore, error) {
 	quietGoRedis()
 	opts, err := redis.ParseURL(u.String())
 	if err != nil {
-		// go-redis names the part it refused, never the password.
-		return nil, fmt.Errorf("store: STORE_URL: %w", err)
+		// Not go-redis's message: it quotes the path or the query option
+		// it refused, which is where the rest of a password with an
+		// unescaped "/" or "?" ends up.
+		return nil, errors.New("store: STORE_URL is not a Redis URL the client accepts: the database number, path or a query option is not valid (want redis://[user:password@]host[:port][/db][?option=value]; percent-encode a password's /, ?, # and @)")
 	}
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = redisDialTimeout

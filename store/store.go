@@ -93,16 +93,28 @@ func Open(rawURL string) (Store, error) {
 		// url.Error repeats the whole URL, password included.
 		return nil, errors.New("store: STORE_URL is not a URL (want redis://host:port/db or rediss://…)")
 	}
+	if u.Fragment != "" || strings.Contains(rawURL, "#") {
+		// go-redis ignores a fragment, so a password holding "#" would be
+		// cut short silently, and its rest logged with the URL.
+		return nil, errors.New("store: STORE_URL contains \"#\": percent-encode a password's /, ?, # and @ (%2F, %3F, %23, %40)")
+	}
 	switch strings.ToLower(u.Scheme) {
 	case "redis", "rediss":
-		return openRedis(u)
+		s, err := openRedis(u)
+		if err != nil {
+			return nil, err // not a typed nil in a non-nil Store
+		}
+		return s, nil
 	default:
 		return nil, fmt.Errorf("store: STORE_URL scheme %q is not supported: want redis:// or rediss:// (or unset for the in-process store)", u.Scheme)
 	}
 }
 
 // Redacted is rawURL as it may be logged: the password replaced by xxxxx,
-// or "in-process" for "".
+// or "in-process" for "". A path other than a database number, a query and
+// a fragment show as "…": a password pasted with an unescaped "/", "?" or
+// "#" (base64 passwords hold "/") ends up there, where url.URL.Redacted
+// would show it.
 func Redacted(rawURL string) string {
 	if rawURL == "" {
 		return "in-process"
@@ -111,7 +123,22 @@ func Redacted(rawURL string) string {
 	if err != nil {
 		return "(unparsable STORE_URL)"
 	}
-	return u.Redacted()
+	r := url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host}
+	out := r.Redacted()
+	switch db := strings.TrimPrefix(u.Path, "/"); {
+	case u.Path == "":
+	case db == "" || strings.Trim(db, "0123456789") == "" && len(db) <= 4:
+		out += u.Path
+	default:
+		out += "/…"
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		out += "?…"
+	}
+	if u.Fragment != "" || strings.Contains(rawURL, "#") {
+		out += "#…"
+	}
+	return out
 }
 
 func checkTTL(ttl time.Duration) error {

@@ -38,7 +38,7 @@ type cluster struct {
 
 // newCluster starts devidp and n exchanges; storeFor gives the i-th
 // instance's Config.StoreURL ("" keeps its coordination in-process).
-func newCluster(t testing.TB, n int, delay time.Duration, storeFor func(i int) string) *cluster {
+func newCluster(t testing.TB, n int, delay time.Duration, storeFor func(i int) string, edits ...func(i int, cfg *Config)) *cluster {
 	t.Helper()
 	c := &cluster{t: t, delay: delay}
 	idpTS := httptest.NewUnstartedServer(nil)
@@ -94,6 +94,9 @@ func newCluster(t testing.TB, n int, delay time.Duration, storeFor func(i int) s
 			StoreURL:      storeFor(i),
 			Now:           e.clock.Now,
 			Logger:        slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		}
+		for _, edit := range edits {
+			edit(i, &cfg)
 		}
 		e.cfg = cfg
 		e.noteSecret(cfg.ClientSecret)
@@ -367,10 +370,12 @@ func TestClusterSignOutAfterRefresh(t *testing.T) {
 	e.checkCleared(t, r)
 }
 
-// TestClusterTakesOverADeadLock: a lock whose holder died (it never stores
-// a result nor releases the lock) delays the refresh until it expires;
-// then a waiter takes over and the grant runs once.
-func TestClusterTakesOverADeadLock(t *testing.T) {
+// TestClusterDeadLockIsNotTakenOver: a lock whose holder died (it never
+// stores a result nor releases the lock) delays the refresh until it
+// expires; the waiters then answer 503 with Retry-After rather than spend
+// a token the holder may have spent (review-store), and the retry runs the
+// grant once.
+func TestClusterDeadLockIsNotTakenOver(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	c := newCluster(t, 2, 0, func(int) string { return srv.URL })
@@ -388,12 +393,20 @@ func TestClusterTakesOverADeadLock(t *testing.T) {
 	start := time.Now()
 	results := c.refreshAll(4, c.refreshCookies(b))
 	for i, r := range results {
-		if r.status != http.StatusOK {
-			t.Errorf("request %d: %d %s", i, r.status, r.body)
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+			t.Errorf("request %d: %d %s, want 503 with Retry-After", i, r.status, r.body)
 		}
 	}
 	if d := time.Since(start); d < held-100*time.Millisecond {
 		t.Errorf("answered after %v, before the dead holder's lock expired", d)
+	}
+	if got := c.grants.Load(); got != 0 {
+		t.Errorf("%d refresh grants by waiters, want 0", got)
+	}
+	for i, r := range c.refreshAll(4, c.refreshCookies(b)) {
+		if r.status != http.StatusOK {
+			t.Errorf("retry %d: %d %s", i, r.status, r.body)
+		}
 	}
 	if got := c.grants.Load(); got != 1 {
 		t.Errorf("%d refresh grants, want 1", got)

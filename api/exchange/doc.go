@@ -43,9 +43,10 @@
 // refresh token, runs the grant and stores its result, sealed under a key
 // derived from SESSION_SECRET and bound to the key's name, for
 // RefreshGrace; the others, woken by pub/sub (with a backstop timer), hand
-// out that result. A holder that dies leaves a lock that expires a little
-// after HTTPTimeout, and a waiter takes over. Sign-out marks the token
-// forgotten for every instance.
+// out that result. A holder that dies, or cannot store its result, leaves
+// a lock that expires a little after HTTPTimeout; its waiters then answer
+// 503 rather than spend a token that may be spent, and the browser's retry
+// goes ahead. Sign-out marks the token forgotten for every instance.
 //
 // When the store does not answer, a refresh answers 503 with Retry-After:
 // never a grant this instance cannot coordinate, never a fall back to its

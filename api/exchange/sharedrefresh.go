@@ -24,7 +24,11 @@ import (
 //   - lock:<id>   SET NX PX by the instance that runs the grant; its value
 //     is that instance's random owner tag, so that only it releases the
 //     lock (compare-and-delete). It expires after lockTTL (a little above
-//     HTTPTimeout), so a holder that died is taken over by a waiter.
+//     HTTPTimeout); a grant that could not end and store its outcome
+//     before then is not started. A waiter that sees the lock expire
+//     without a result answers 503 rather than take the grant over: the
+//     holder may have spent the token (it died, or could not store the
+//     outcome), and its browser may hold the new one already.
 //   - result:<id> the grant's outcome, sealed, for RefreshGrace (at least
 //     minShareTTL, so that waiters collect it even with the grace off); a
 //     failure for failureTTL, so that waiters answer as the holder did
@@ -51,6 +55,10 @@ const (
 	waitBackstop = 500 * time.Millisecond
 	// maxStoredLen bounds a sealed result read from the store.
 	maxStoredLen = 64 << 10
+	// storeMargin is the least time the lock must have left once the
+	// grant ends, for storing its outcome; lockTTL leaves two seconds more
+	// for the store calls before the grant.
+	storeMargin = time.Second
 	// storeRetryAfter is the Retry-After of a refresh refused because the
 	// store is down, in seconds.
 	storeRetryAfter = "5"
@@ -84,11 +92,17 @@ func newSharedStore(st store.Store, owned bool, secret []byte, cfg *Config, forg
 	if err != nil {
 		return nil, err
 	}
+	lockTTL := cfg.HTTPTimeout + 3*time.Second
+	shareTTL := max(cfg.RefreshGrace, minShareTTL)
 	return &sharedStore{
 		st: st, owned: owned, seal: seal, idKey: idKey,
-		lockTTL:   cfg.HTTPTimeout + 3*time.Second,
-		forgetFor: forgetFor,
-		shareTTL:  max(cfg.RefreshGrace, minShareTTL),
+		lockTTL: lockTTL,
+		// A sign-out made while a grant runs elsewhere marks the token
+		// before that grant stores its result: the mark must outlast the
+		// result (stored up to lockTTL later, kept shareTTL), or the old
+		// refresh cookie collects the new tokens once the mark is gone.
+		forgetFor: max(forgetFor, lockTTL+shareTTL),
+		shareTTL:  shareTTL,
 	}, nil
 }
 
@@ -220,8 +234,8 @@ func (s *Server) coordinate(ctx context.Context, refreshToken string) (refreshRe
 	ss := s.shared
 	id := ss.id(refreshToken)
 	// One caller's cancelled request must not fail the others of the
-	// flight; the wait is bounded by the lock's lifetime, after which a
-	// waiter takes the lock over.
+	// flight; the wait is bounded by the lock's lifetime, after which the
+	// waiters answer 503 (see the lock above).
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ss.lockTTL+time.Second)
 	defer cancel()
 	owner := make([]byte, 16)
@@ -242,13 +256,29 @@ func (s *Server) coordinate(ctx context.Context, refreshToken string) (refreshRe
 			s.storeAnswered()
 			return sharedOutcome(sr)
 		}
+		// The lock expires lockTTL after the server took it, which is no
+		// earlier than lockTTL after we asked for it.
+		expires := time.Now().Add(ss.lockTTL)
 		won, err := ss.st.SetNX(ctx, key("lock", id), owner, ss.lockTTL)
 		if err != nil {
 			return refreshResult{}, false, s.storeFailed("taking the refresh lock", err)
 		}
 		s.storeAnswered()
+		if won && sub != nil {
+			// We saw another instance hold the lock, and it expired
+			// without a result: that instance died, or ran the grant and
+			// could not store its outcome. The token may well be spent,
+			// and the holder's browser may hold its successor already:
+			// spending it again is a reuse, which a rotating server
+			// answers by revoking the whole family, the new tokens
+			// included. Answer 503 instead; the browser's retry carries
+			// whatever cookie it holds by then.
+			_, _ = ss.st.CompareAndDelete(ctx, key("lock", id), owner)
+			s.logger.Warn("refresh: another instance's grant ended without a result (it died, or the store failed it); not spending the refresh token again")
+			return refreshResult{}, false, fmt.Errorf("%w: another instance's grant ended without a result", errStoreUnavailable)
+		}
 		if won {
-			return s.grantShared(ctx, id, owner, refreshToken)
+			return s.grantShared(ctx, id, owner, refreshToken, expires)
 		}
 		if sub == nil {
 			// Subscribe, then check again: a result stored in between is
@@ -272,10 +302,10 @@ func (s *Server) coordinate(ctx context.Context, refreshToken string) (refreshRe
 
 // grantShared runs the grant under the lock it holds, stores the outcome,
 // wakes the waiters and releases the lock.
-func (s *Server) grantShared(ctx context.Context, id string, owner []byte, refreshToken string) (refreshResult, bool, error) {
+func (s *Server) grantShared(ctx context.Context, id string, owner []byte, refreshToken string, lockExpires time.Time) (refreshResult, bool, error) {
 	ss := s.shared
-	// Not the wait's deadline, which may be near when this instance took
-	// over an expired lock: storing the result must not fail for it.
+	// Not the wait's deadline, which may be near: storing the result must
+	// not fail for it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ss.lockTTL)
 	defer cancel()
 	lock := key("lock", id)
@@ -288,6 +318,14 @@ func (s *Server) grantShared(ctx context.Context, id string, owner []byte, refre
 		}
 		return sharedOutcome(sr)
 	}
+	// The grant may take HTTPTimeout, and its outcome must be stored
+	// before the lock expires: once it has, another instance takes the
+	// lock and spends the token again. A store slow enough to eat that
+	// margin fails the refresh instead.
+	if time.Until(lockExpires) < s.cfg.HTTPTimeout+storeMargin {
+		_, _ = ss.st.CompareAndDelete(ctx, lock, owner)
+		return refreshResult{}, false, s.storeFailed("taking the refresh lock", errors.New("the store answered too slowly for the grant to end before the lock expires"))
+	}
 	res, err := s.grant(ctx, refreshToken)
 	var sr sharedResult
 	ttl := ss.shareTTL
@@ -297,26 +335,35 @@ func (s *Server) grantShared(ctx context.Context, id string, owner []byte, refre
 	} else {
 		sr = toShared(res)
 	}
+	var serr error
+	if err == nil && res.tok.RefreshToken != "" && res.tok.RefreshToken != refreshToken {
+		// For sign-out with the new token (forgetShared): which result
+		// handed it out. Written before the result, and the result only
+		// with it: a result sign-out cannot find would hand the
+		// signed-out session's tokens to the replaced refresh token for
+		// the rest of its TTL. It outlasts the result, which is
+		// written after it.
+		pk := key("produced", ss.id(res.tok.RefreshToken))
+		var v string
+		if v, serr = ss.seal.sealJSON(pk, id); serr == nil {
+			serr = ss.st.Set(ctx, pk, []byte(v), ttl+ss.lockTTL)
+		}
+	}
 	rk := key("result", id)
-	sealed, serr := ss.seal.sealJSON(rk, sr)
 	if serr == nil {
-		serr = ss.st.Set(ctx, rk, []byte(sealed), ttl)
+		var sealed string
+		if sealed, serr = ss.seal.sealJSON(rk, sr); serr == nil {
+			serr = ss.st.Set(ctx, rk, []byte(sealed), ttl)
+		}
 	}
 	if serr != nil {
 		// The waiters cannot see the outcome: the lock stays until it
-		// expires, so that none of them spends the token before then.
+		// expires, so that none of them spends the token, and then they
+		// answer 503 rather than take it over.
 		// This caller still gets the grant: its token is spent, and
 		// dropping the new one would end the session for sure.
 		_ = s.storeFailed("storing a refresh result", serr)
 		return res, false, err
-	}
-	if err == nil && res.tok.RefreshToken != "" && res.tok.RefreshToken != refreshToken {
-		// For sign-out with the new token (forgetShared): which result
-		// handed it out.
-		pk := key("produced", ss.id(res.tok.RefreshToken))
-		if v, perr := ss.seal.sealJSON(pk, id); perr == nil {
-			_ = ss.st.Set(ctx, pk, []byte(v), ttl)
-		}
 	}
 	_ = ss.st.Publish(ctx, key("done", id))
 	_, _ = ss.st.CompareAndDelete(ctx, lock, owner)
@@ -350,12 +397,11 @@ func (s *Server) forgetShared(ctx context.Context, refreshToken string) error {
 	id := ss.id(refreshToken)
 	ids := []string{id}
 	pk := key("produced", id)
-	v, ok, err := ss.st.Get(ctx, pk)
-	if err != nil {
-		return err
-	}
+	// A produced mark that cannot be read must not cost this token's own
+	// mark: the error is reported after the rest is done.
+	v, ok, gerr := ss.st.Get(ctx, pk)
 	var prev string
-	if ok && ss.seal.openJSON(pk, string(v), &prev) == nil && prev != "" {
+	if gerr == nil && ok && ss.seal.openJSON(pk, string(v), &prev) == nil && prev != "" {
 		ids = append(ids, prev)
 	}
 	for _, id := range ids {
@@ -366,5 +412,5 @@ func (s *Server) forgetShared(ctx context.Context, refreshToken string) error {
 			return err
 		}
 	}
-	return nil
+	return gerr
 }

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/internal/devstack"
 	"github.com/tollgate-dev/tollgate/internal/envflag"
+	"github.com/tollgate-dev/tollgate/store"
 )
 
 func main() {
@@ -191,19 +191,10 @@ func writeBanner(w io.Writer, st *devstack.Stack, cfg devstack.Config) {
 	}
 	for _, kv := range cfg.Env[devstack.Exchange] {
 		if v, ok := strings.CutPrefix(kv, "STORE_URL="); ok {
-			fmt.Fprintf(tw, "  store\t%s\t(the exchange's refresh coordination)\n", redactedURL(v))
+			fmt.Fprintf(tw, "  store\t%s\t(the exchange's refresh coordination)\n", store.Redacted(v))
 		}
 	}
 	fmt.Fprintf(tw, "\n")
 	fmt.Fprintf(tw, "  Press Ctrl-C to stop.\n\n")
 	_ = tw.Flush()
-}
-
-// redactedURL is u for the banner, its password hidden.
-func redactedURL(u string) string {
-	p, err := url.Parse(u)
-	if err != nil {
-		return "(not a URL)"
-	}
-	return p.Redacted()
 }

@@ -142,3 +142,17 @@ func (s *Server) Dump() map[string]string {
 	}
 	return out
 }
+
+// Do runs one raw command (as someone who can write to Redis would), for
+// tests that plant values of the wrong type or size; it fails the test on
+// an error reply.
+func (s *Server) Do(args ...any) any {
+	s.t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer c.Close()
+	v, err := c.Do(context.Background(), args...).Result()
+	if err != nil && err != redis.Nil {
+		s.t.Fatalf("redis %v: %v", args[0], err)
+	}
+	return v
+}
