@@ -167,9 +167,12 @@ func alignment(c catalog) []string {
 			problems = append(problems, "catalog case without a test: "+id)
 		}
 	}
-	for id := range registry {
+	for id, r := range registry {
 		if !known[id] {
 			problems = append(problems, "test of no catalog case: "+id)
+		}
+		if r.status == "skipped" && r.note == "" {
+			problems = append(problems, "skipped without a reason: "+id)
 		}
 	}
 	for _, d := range duplicates {

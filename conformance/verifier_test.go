@@ -52,7 +52,7 @@ func TestVerifier(t *testing.T) {
 		for _, typ := range []string{"application/at+jwt", "AT+JWT"} {
 			mustAccept(t, send(t, a, bearer(token(t, is, nil, map[string]any{"typ": typ}))))
 		}
-	}, noted("RequireATJWT set, as the catalog's verifier profile demands; Tollgate's default accepts any typ but JWT-shaped ID tokens"))
+	}, noted("RequireATJWT set, as the catalog's verifier profile demands; Tollgate's default also accepts typ JWT or none, which many servers send"))
 
 	runCase(t, "rfc9068-issuer-must-match", func(t *testing.T) {
 		for _, iss := range []string{"https://evil.example.com", fixtureIssuer + "/", "HTTPS://AUTH.EXAMPLE.COM"} {
