@@ -273,7 +273,10 @@ func TestVerifier(t *testing.T) {
 		check("DPoP not supported", send(t, off, bearer(bound)), "Bearer", "invalid_token")
 	}, partial("the catalog's generic dpop_error row is checked with a key-binding failure (DPoP invalid_token); other invalid proofs are invalid_dpop_proof in Tollgate, as RFC 9449 §7.1 says"))
 
-	runCase(t, "rfc7662-verifier-active-false-must-reject-token", func(t *testing.T) {
+	// introspecting is an Authenticator in introspection mode at a fresh
+	// issuer's endpoint, found by discovery, without caches.
+	introspecting := func(t *testing.T) (*authtest.Issuer, *middleware.Authenticator) {
+		t.Helper()
 		is := newIssuer(t)
 		is.EnableIntrospection()
 		md, err := middleware.Discover(t.Context(), nil, is.URL)
@@ -284,7 +287,7 @@ func TestVerifier(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := newAuthenticator(t, is, func(c *middleware.Config) {
+		return is, newAuthenticator(t, is, func(c *middleware.Config) {
 			c.Issuer, c.JWKSURL, c.Metadata = is.URL, "", md
 			c.Audiences = []string{authtest.Audience}
 			c.Mode = middleware.ModeIntrospection
@@ -293,11 +296,28 @@ func TestVerifier(t *testing.T) {
 				CacheTTL: -1, InactiveCacheTTL: -1,
 			}
 		})
+	}
+
+	runCase(t, "rfc7662-verifier-active-false-must-reject-token", func(t *testing.T) {
+		is, a := introspecting(t)
 		tok := is.OpaqueToken("user-123", nil)
 		mustAccept(t, send(t, a, bearer(tok)))
 		is.Revoke(tok)
 		mustReject(t, send(t, a, bearer(tok)), middleware.ReasonInactive, "Bearer", "invalid_token")
 	})
+
+	runCase(t, "rfc7662-introspection-fail-open-policy-must-be-explicitly-tested", func(t *testing.T) {
+		// Fail closed: a token the endpoint cannot answer for is refused,
+		// never let through.
+		is, a := introspecting(t)
+		tok := is.OpaqueToken("user-123", nil)
+		for _, b := range []authtest.Behaviour{authtest.Fail, authtest.Garbage} {
+			is.SetIntrospection(b)
+			if got := send(t, a, bearer(tok)); got.status != http.StatusServiceUnavailable || got.reason != middleware.ReasonUnavailable {
+				t.Errorf("endpoint behaviour %d: %d %s, want 503 %s", b, got.status, got.reason, middleware.ReasonUnavailable)
+			}
+		}
+	}, partial("Tollgate always fails closed (503 when the introspection endpoint fails) and offers no fail-open option to opt into"))
 }
 
 // ecJWK is the public JWK of pub with kid.
