@@ -7,7 +7,9 @@
 //
 // Every catalog case id, listed in testdata/catalog-ids.txt (kept beside
 // the tests so that the build never needs the network), has exactly one
-// registered test, written in our own words against the real middleware:
+// registered test, written in our own words against the real parts (the
+// middleware, the introspection client, discovery, the exchange before a
+// real devidp):
 // real signed tokens from middleware/authtest and real httptest servers.
 // A case that does not apply to Tollgate, or whose expectation differs from
 // what Tollgate does, is registered as skipped with the reason. TestMain

@@ -5,32 +5,17 @@ import "testing"
 // Reasons of the cases that do not apply to Tollgate: client operations it
 // does not offer.
 const (
-	noTokenExchange   = "Tollgate offers no RFC 8693 token exchange as a client"
-	noClientCreds     = "Tollgate offers no client_credentials grant (it is a resource server, and its exchange a confidential client of the authorization-code grant)"
-	noOutboundDPoP    = "Tollgate offers no outbound DPoP (its exchange holds no DPoP key; authtest's proofs are a test helper)"
-	noAgentClaims     = "Tollgate offers no typed AuthPlane agent fields (an AuthPlane extension, no RFC); the claim is readable in principal.Principal.Claims"
-	notYetTranslated  = "not yet translated (issue 17 in progress): maps to "
-	toExchange        = notYetTranslated + "the exchange (api/exchange) as a client of the token endpoint"
-	toIntrospection   = notYetTranslated + "the introspection package (introspection.Client)"
-	toDiscovery       = notYetTranslated + "RFC 8414 discovery (middleware.Discover, Metadata)"
-	toRevocationShape = notYetTranslated + "the exchange's sign-out revocation (api/exchange)"
+	noTokenExchange = "Tollgate offers no RFC 8693 token exchange as a client"
+	noClientCreds   = "Tollgate offers no client_credentials grant (it is a resource server, and its exchange a confidential client of the authorization-code grant)"
+	noOutboundDPoP  = "Tollgate offers no outbound DPoP (its exchange holds no DPoP key; authtest's proofs are a test helper)"
+	noAgentClaims   = "Tollgate offers no typed AuthPlane agent fields (an AuthPlane extension, no RFC); the claim is readable in principal.Principal.Claims"
 )
 
 // TestNotApplicable registers the cases that Tollgate does not exercise,
-// each with its reason: client operations it does not offer, and cases
-// still to be translated.
+// each with its reason: client operations and fields it does not offer.
 func TestNotApplicable(t *testing.T) {
 	for _, c := range []struct{ id, reason string }{
-		{"rfc8414-token-endpoint-required-when-token-operation-is-used", toExchange},
-		{"rfc8414-token-endpoint-must-be-absolute-https-url", toExchange},
-		{"rfc6749-client-credentials-success-response", noClientCreds + "; the same response parsing maps to the exchange's code redemption (not yet translated, issue 17)"},
-		{"rfc6749-token-response-must-contain-access-token", toExchange},
-		{"rfc6749-token-response-token-type-must-be-supported", toExchange},
 		{"rfc9449-token-response-token-type-dpop-must-be-accepted", noOutboundDPoP},
-		{"rfc6749-token-response-expires-in-must-be-non-negative-integer", toExchange},
-		{"rfc6749-invalid-client-must-map-to-authentication-failure", toExchange},
-		{"rfc7009-revocation-200-is-success-even-for-already-invalid-token", toRevocationShape},
-		{"rfc7009-revocation-request-must-post-token-and-token-type-hint", toRevocationShape},
 		{"rfc8693-grant-type-must-be-token-exchange", noTokenExchange},
 		{"rfc8693-subject-token-is-required", noTokenExchange},
 		{"rfc8693-default-subject-token-type-is-access-token", noTokenExchange},
@@ -43,9 +28,6 @@ func TestNotApplicable(t *testing.T) {
 		{"rfc9449-dpop-nonce-challenge-must-trigger-single-retry", noOutboundDPoP},
 		{"rfc9449-dpop-nonce-on-success-response-should-be-stored", noOutboundDPoP},
 		{"rfc9110-rfc9449-dpop-nonce-header-must-be-treated-case-insensitively", noOutboundDPoP},
-		{"rfc8414-revocation-endpoint-required-when-revocation-is-used", toRevocationShape},
-		{"rfc8414-revocation-endpoint-must-be-absolute-https-url", toRevocationShape},
-		{"rfc7009-revocation-server-errors-must-surface", toRevocationShape},
 		{"rfc8693-audience-parameter-must-be-sent-when-configured", noTokenExchange},
 		{"rfc8693-multiple-audience-parameters-must-be-emitted", noTokenExchange},
 		{"rfc8693-empty-resource-and-audience-values-must-be-omitted", noTokenExchange},
