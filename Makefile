@@ -21,7 +21,7 @@ STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(shell $(GO) 
 CHROMIUM_CHECK = { [ -n "$$CHROMIUM" ] && command -v "$$CHROMIUM"; } >/dev/null 2>&1 || \
 	{ [ -z "$$CHROMIUM" ] && { command -v chromium || command -v chromium-browser || command -v google-chrome; } >/dev/null 2>&1; }
 
-.PHONY: all run test test-short bench fuzz lint imports vet vet-bench fmt-check build tools loadtest
+.PHONY: all run test test-short conformance bench fuzz lint imports vet vet-bench fmt-check build tools loadtest
 
 all: lint test
 
@@ -58,6 +58,13 @@ test:
 	@$(CHROMIUM_CHECK) || echo "NOTE: browser tests skipped: Chromium not found (apt-get install chromium)"
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 	scripts/library-check.sh all
+
+## conformance: the AuthPlane OAuth SDK conformance catalog's cases (conformance/, also part of make
+## test); writes conformance-report.json in the catalog's report format and prints its summary
+conformance:
+	@CONFORMANCE_REPORT=$(CURDIR)/conformance-report.json $(GO) test -count=1 ./conformance/; status=$$?; \
+		grep -A6 '"summary"' conformance-report.json 2>/dev/null | tr -d ' \n' | sed 's/,$$//'; echo; \
+		echo "report: conformance-report.json"; exit $$status
 
 ## test-short: the quick subset
 test-short:
