@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -176,6 +177,13 @@ func parseJWKS(body []byte) (keys []jwkset.JWK, skipped []error, err error) {
 		}
 		if m.USE != "" && m.USE != jwkset.UseSig {
 			skipped = append(skipped, fmt.Errorf("key %d (kid %q): use %q is not sig", i, m.KID, m.USE))
+			continue
+		}
+		if m.KEYOPS != nil && !slices.Contains(m.KEYOPS, jwkset.KeyOpsVerify) {
+			// RFC 7517 §4.3: key_ops names what the key is for; one
+			// published without "verify" (a signing or encryption key's
+			// description) must not verify tokens (RFC 8725 §3.1).
+			skipped = append(skipped, fmt.Errorf("key %d (kid %q): key_ops does not include verify", i, m.KID))
 			continue
 		}
 		if m.KTY == jwkset.KtyOct {

@@ -2,7 +2,10 @@ package middleware_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -296,6 +299,49 @@ func TestJWKSOneBadKey(t *testing.T) {
 		if w := do(a, bearerRequest(is.Sign(t, alg, is.Claims("alice"), nil))); w.Code != 200 {
 			t.Fatalf("%s next to broken keys: %d %s", alg, w.Code, w.Body)
 		}
+	}
+}
+
+// TestJWKSKeyOps: a key whose key_ops (RFC 7517 §4.3) leaves out
+// "verify" was published for another operation and verifies nothing; one
+// that lists "verify", or has no key_ops, does (RFC 8725 §3.1 asks for keys
+// to be used only as their parameters allow).
+func TestJWKSKeyOps(t *testing.T) {
+	tests := []struct {
+		name string
+		ops  any // nil: no key_ops member
+		ok   bool
+	}{
+		{"no key_ops", nil, true},
+		{"verify", []string{"verify"}, true},
+		{"sign and verify", []string{"sign", "verify"}, true},
+		{"sign only", []string{"sign"}, false},
+		{"encrypt", []string{"encrypt"}, false},
+		{"empty", []string{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			is := authtest.NewIssuer(t)
+			priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := &authtest.Key{KID: "ops", Alg: "ES256", Private: priv}
+			jwk := authtest.PublicJWK(k)
+			if tt.ops != nil {
+				jwk["key_ops"] = tt.ops
+			}
+			raw, err := json.Marshal(jwk)
+			if err != nil {
+				t.Fatal(err)
+			}
+			is.AddRawJWK(string(raw))
+			a := mustAuthenticator(t, is, nil)
+			w := do(a, bearerRequest(authtest.SignWith(t, k, is.Claims("alice"), nil)))
+			if (w.Code == 200) != tt.ok {
+				t.Fatalf("key_ops %v: %d %s", tt.ops, w.Code, w.Body)
+			}
+		})
 	}
 }
 
