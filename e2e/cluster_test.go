@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,11 +20,10 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
-
 	"github.com/tollgate-dev/tollgate/api/devidp/devidptest"
 	"github.com/tollgate-dev/tollgate/internal/devstack"
 	"github.com/tollgate-dev/tollgate/store/redistest"
+	"github.com/tollgate-dev/tollgate/todos/todostest"
 )
 
 // The cluster tests run the site as an operator would with several
@@ -56,7 +53,7 @@ func TestClusterRefreshOnRedis(t *testing.T) {
 	}
 	start := time.Now()
 	rdb := redistest.Start(t)
-	dbURL := clusterPostgresURL(t)
+	dbURL := todostest.PostgresURL(t)
 	c := startCluster(t, rdb.URL, dbURL)
 	t.Logf("cluster up in %s", time.Since(start).Round(time.Millisecond))
 
@@ -621,40 +618,4 @@ func (c *cluster) startProgram(bin, name, label string, env []string, ready stri
 			return nil
 		}
 	}
-}
-
-// clusterPostgresURL returns a DATABASE_URL on a fresh schema of the test
-// PostgreSQL server (TOLLGATE_TEST_POSTGRES), dropped when the test ends.
-// Without a server it skips, except in CI, where it fails.
-func clusterPostgresURL(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("TOLLGATE_TEST_POSTGRES")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	db, err := sql.Open("pgx", base)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = db.PingContext(ctx)
-		cancel()
-	}
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set but PostgreSQL at TOLLGATE_TEST_POSTGRES is not reachable: %v", err)
-		}
-		t.Skipf("cluster test skipped: no PostgreSQL (%v); set TOLLGATE_TEST_POSTGRES", err)
-	}
-	schema := "tollgate_e2e_cluster_" + strings.ToLower(rand.Text()[:10])
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = db.Exec("DROP SCHEMA " + schema + " CASCADE")
-		db.Close()
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tollgate-dev/tollgate/api/devidp"
 	"github.com/tollgate-dev/tollgate/api/devidp/devidptest"
+	"github.com/tollgate-dev/tollgate/todos/todostest"
 )
 
 // TestMCPClientDiscoversTheAuthorizationServer: a client nobody here
@@ -34,7 +35,7 @@ func TestMCPClientDiscoversTheAuthorizationServer(t *testing.T) {
 		"RESOURCE_URL": resource,
 		"ISSUER":       idp.URL,
 		"AUDIENCE":     devidp.DefaultAudience,
-		"DATABASE_URL": postgresURL(t),
+		"DATABASE_URL": todostest.PostgresURL(t),
 	})
 	if s.URL != resource {
 		t.Fatalf("listening on %s, not %s", s.URL, resource)
