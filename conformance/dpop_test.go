@@ -1,7 +1,9 @@
 package conformance
 
 import (
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -126,11 +128,53 @@ func TestDPoPInbound(t *testing.T) {
 		}
 	}, partial("checked on the in-process replay cache (DPoPReplaySlots); the fleet-wide DPoPReplayStore expires entries by the store's TTL"))
 
-	skipCase(t, "rfc9449-dpop-inbound-nonce-must-be-validated-when-required",
-		`differs: catalog expects a proof with a wrong or missing resource-server nonce to be refused as invalid_dpop_proof, Tollgate refuses it with 401 error="use_dpop_nonce" and a fresh DPoP-Nonce, as RFC 9449 §9 describes (decision pending, issue 17)`)
+	runCase(t, "rfc9449-dpop-inbound-nonce-must-be-validated-when-required", func(t *testing.T) {
+		withNonces := newAuthenticator(t, is, func(c *middleware.Config) {
+			c.DPoP = middleware.DPoPAllowed
+			c.DPoPNonceKeys = [][]byte{[]byte("conformance-nonce-key-of-32-bytes!")}
+		})
+		tok := token(t, is, boundTo(k), nil)
+		// ask sends a proof with the nonce options and returns the
+		// DPoP-Nonce of the answer and the refusal (nil when accepted).
+		ask := func(opts ...authtest.ProofOption) (string, error) {
+			r := request("GET", "/resource", "DPoP", tok, k.Proof(t, "GET", fixtureURL, tok, opts...))
+			_, err := withNonces.Authenticate(r)
+			w := httptest.NewRecorder()
+			withNonces.Require(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})).ServeHTTP(w, request("GET", "/resource", "DPoP", tok, k.Proof(t, "GET", fixtureURL, tok, opts...)))
+			return w.Header().Get("DPoP-Nonce"), err
+		}
+		var issued string
+		for name, opts := range map[string][]authtest.ProofOption{
+			"wrong nonce": {authtest.WithProofNonce("wrong-nonce")},
+			"no nonce":    nil,
+		} {
+			next, err := ask(opts...)
+			// The catalog's category: an invalid DPoP proof, naming the
+			// nonce. On the wire RFC 9449 §9's use_dpop_nonce, which
+			// tells the client to retry with the nonce sent beside it.
+			if !errors.Is(err, middleware.ErrDPoPProof) || middleware.Reason(err) != middleware.ReasonDPoPNonce {
+				t.Errorf("%s: %v (%s), want an invalid DPoP proof for want of the nonce", name, err, middleware.Reason(err))
+			}
+			if next == "" {
+				t.Errorf("%s: no DPoP-Nonce to retry with", name)
+			}
+			issued = next
+		}
+		got := send(t, withNonces, request("GET", "/resource", "DPoP", tok, k.Proof(t, "GET", fixtureURL, tok, authtest.WithProofNonce("wrong-nonce"))))
+		mustReject(t, got, middleware.ReasonDPoPNonce, "DPoP", "use_dpop_nonce")
+		// The server's own nonce passes.
+		mustAccept(t, send(t, withNonces, request("GET", "/resource", "DPoP", tok, k.Proof(t, "GET", fixtureURL, tok, authtest.WithProofNonce(issued)))))
+	}, noted(`refused as an invalid DPoP proof (errors.Is ErrDPoPProof, reason use_dpop_nonce); the challenge's error code is use_dpop_nonce with a fresh DPoP-Nonce, as RFC 9449 §9 prescribes for a missing or wrong resource-server nonce`))
 
-	skipCase(t, "rfc9449-dpop-proof-exp-must-be-enforced-when-present",
-		"differs: catalog expects a proof whose exp has passed to be refused, Tollgate ignores a proof's exp (RFC 9449 defines none) and bounds its age by iat and DPoPProofWindow (decision pending, issue 17)")
+	runCase(t, "rfc9449-dpop-proof-exp-must-be-enforced-when-present", func(t *testing.T) {
+		skew := a.ClockSkew()
+		tok := token(t, is, boundTo(k), nil)
+		expired := k.Proof(t, "GET", fixtureURL, tok, edit(func(_, c map[string]any) { c["exp"] = time.Now().Add(-skew - time.Minute).Unix() }))
+		mustReject(t, dpop(t, a, "/resource", tok, expired), middleware.ReasonDPoPProof, "DPoP", "invalid_dpop_proof")
+		// Recent iat, exp within the skew: accepted.
+		within := k.Proof(t, "GET", fixtureURL, tok, edit(func(_, c map[string]any) { c["exp"] = time.Now().Add(-skew / 2).Unix() }))
+		mustAccept(t, dpop(t, a, "/resource", tok, within))
+	})
 
 	runCase(t, "rfc9449-dpop-proof-must-carry-public-jwk", func(t *testing.T) {
 		badProof(t, edit(func(h, _ map[string]any) { delete(h, "jwk") }))
@@ -215,6 +259,19 @@ func TestDPoPInbound(t *testing.T) {
 		}
 	}, partial(`a bound token sent as Bearer gets 401 Bearer error="invalid_token" as the catalog expects; sent with the DPoP scheme, which a resource without DPoP does not know, it gets 400 Bearer error="invalid_request"`))
 
-	skipCase(t, "rfc9449-verifier-must-reject-dpop-proof-when-access-token-is-not-dpop-bound",
-		"differs: catalog expects a request with an unbound token and a DPoP proof to be refused whatever the resource's DPoP mode, Tollgate refuses it under the DPoP scheme but ignores a DPoP header sent with a Bearer token (decision pending, issue 17)")
+	runCase(t, "rfc9449-verifier-must-reject-dpop-proof-when-access-token-is-not-dpop-bound", func(t *testing.T) {
+		for _, mode := range []middleware.DPoPMode{middleware.DPoPDisabled, middleware.DPoPAllowed} {
+			m := newAuthenticator(t, is, func(c *middleware.Config) { c.DPoP = mode })
+			tok := token(t, is, nil, nil)
+			// Under the Bearer scheme with a proof beside it, twice: the
+			// second finds the token in the cache.
+			for range 2 {
+				mustReject(t, send(t, m, request("GET", "/resource", "Bearer", tok, k.Proof(t, "GET", fixtureURL, tok))), middleware.ReasonDPoPUnbound, "Bearer", "invalid_token")
+			}
+			if mode == middleware.DPoPAllowed {
+				mustReject(t, dpop(t, m, "/resource", tok, k.Proof(t, "GET", fixtureURL, tok)), middleware.ReasonDPoPUnbound, "DPoP", "invalid_token")
+			}
+			mustAccept(t, send(t, m, bearer(tok)))
+		}
+	}, noted("in every DPoP mode: reason dpop_unbound_token (the catalog's binding mismatch), 401 invalid_token on the challenge of the scheme the request used"))
 }

@@ -93,10 +93,15 @@ func DefaultDPoPAlgorithms() []string { return slices.Clone(defaultDPoPAlgorithm
 const DPoPHeader = "DPoP"
 
 var (
-	errDPoPMissing  = dpopErr("request has no DPoP proof", nil)
-	errDPoPTwo      = dpopErr("request has more than one DPoP proof", nil)
-	errDPoPNonce    = newErr(ErrDPoPProof, ReasonDPoPNonce, "DPoP proof needs a nonce from this server", nil)
-	errDPoPUnbound  = newErr(ErrInvalidToken, ReasonDPoPUnbound, "token is not DPoP-bound; send it with the Bearer scheme", nil)
+	errDPoPMissing = dpopErr("request has no DPoP proof", nil)
+	errDPoPTwo     = dpopErr("request has more than one DPoP proof", nil)
+	errDPoPNonce   = newErr(ErrDPoPProof, ReasonDPoPNonce, "DPoP proof needs a nonce from this server", nil)
+	errDPoPUnbound = newErr(ErrInvalidToken, ReasonDPoPUnbound, "token is not DPoP-bound; send it with the Bearer scheme", nil)
+	// errProofUnbound: a DPoP proof came beside a token that is not
+	// DPoP-bound, under the Bearer scheme. The proof binds nothing, and
+	// accepting it would hide a client that believes its token is
+	// sender-constrained, or a server that meant to bind it.
+	errProofUnbound = newErr(ErrInvalidToken, ReasonDPoPUnbound, "token is not DPoP-bound; send it without a DPoP proof", nil)
 	errDPoPRequired = newErr(ErrInvalidToken, ReasonDPoPRequired, "a DPoP-bound token and proof are required", nil)
 	// RFC 9449 §7.1's own example answers a failed key binding with
 	// invalid_token: the token is not this key's.
@@ -135,7 +140,8 @@ type dpopVerifier struct {
 	algs    []string
 	algsStr string // for the challenge's algs parameter
 	window  time.Duration
-	base    *baseURL // nil: the request's own scheme and Host
+	skew    time.Duration // for a proof's exp, as for a token's
+	base    *baseURL      // nil: the request's own scheme and Host
 	replay  *replayCache
 	shared  *sharedReplay // nil: no DPoPReplayStore
 	nonces  *nonceSource  // nil: no server nonces
@@ -151,6 +157,7 @@ func newDPoPVerifier(cfg *Config) *dpopVerifier {
 		algs:    cfg.DPoPAlgorithms,
 		algsStr: strings.Join(cfg.DPoPAlgorithms, " "),
 		window:  cfg.DPoPProofWindow,
+		skew:    cfg.ClockSkew,
 		replay:  newReplayCache(cfg.DPoPReplaySlots),
 	}
 	if cfg.DPoPReplayStore != nil {
@@ -308,6 +315,18 @@ func (v *dpopVerifier) verifyProof(proof, method, htu, token string, now time.Ti
 	nowS := float64(now.UnixNano()) / 1e9
 	if w := v.window.Seconds(); iat < nowS-w || iat > nowS+w {
 		return "", none, dpopErr("DPoP proof iat is outside the accepted window", nil)
+	}
+	// RFC 9449 defines no exp for a proof; one that carries it has
+	// declared its own end (RFC 7519 §4.1.4), which iat and the window do
+	// not override.
+	if _, ok := c["exp"]; ok {
+		exp, ok := c.num("exp")
+		if !ok || math.IsNaN(exp) {
+			return "", none, dpopErr("DPoP proof exp is not a number", nil)
+		}
+		if exp < nowS-v.skew.Seconds() {
+			return "", none, dpopErr("DPoP proof has expired", nil)
+		}
 	}
 	// The middleware always has a token; "" is a token request's proof
 	// (RFC 9449 §4.2), for the RFC's own example.

@@ -111,6 +111,9 @@ func TestDPoPRefusals(t *testing.T) {
 		{"iat too old", dpopRequest("GET", "/todos", "DPoP", tok, proof(authtest.WithProofTime(now.Add(-2*time.Minute)))), 401, middleware.ReasonDPoPProof},
 		{"iat too new", dpopRequest("GET", "/todos", "DPoP", tok, proof(authtest.WithProofTime(now.Add(2*time.Minute)))), 401, middleware.ReasonDPoPProof},
 		{"iat missing", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(_, c map[string]any) { delete(c, "iat") }))), 401, middleware.ReasonDPoPProof},
+		{"exp passed beyond the clock skew", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(_, c map[string]any) { c["exp"] = now.Add(-2 * time.Minute).Unix() }))), 401, middleware.ReasonDPoPProof},
+		{"exp a string", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(_, c map[string]any) { c["exp"] = "later" }))), 401, middleware.ReasonDPoPProof},
+		{"exp null", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(_, c map[string]any) { c["exp"] = nil }))), 401, middleware.ReasonDPoPProof},
 		{"iat a string", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(_, c map[string]any) { c["iat"] = "now" }))), 401, middleware.ReasonDPoPProof},
 		{"jti missing", dpopRequest("GET", "/todos", "DPoP", tok, proof(edit(func(_, c map[string]any) { delete(c, "jti") }))), 401, middleware.ReasonDPoPProof},
 		{"ath of another token", dpopRequest("GET", "/todos", "DPoP", tok, k.Proof(t, "GET", dpopURL, bearerTok)), 401, middleware.ReasonDPoPProof},
@@ -121,6 +124,7 @@ func TestDPoPRefusals(t *testing.T) {
 		{"not a JWS", dpopRequest("GET", "/todos", "DPoP", tok, "a.b"), 401, middleware.ReasonDPoPProof},
 		{"bound token as Bearer", dpopRequest("GET", "/todos", "Bearer", tok, proof()), 401, middleware.ReasonBoundToken},
 		{"unbound token as DPoP", dpopRequest("GET", "/todos", "DPoP", bearerTok, k.Proof(t, "GET", dpopURL, bearerTok)), 401, middleware.ReasonDPoPUnbound},
+		{"unbound token as Bearer with a proof", dpopRequest("GET", "/todos", "Bearer", bearerTok, k.Proof(t, "GET", dpopURL, bearerTok)), 401, middleware.ReasonDPoPUnbound},
 		{"DPoP scheme without token", dpopRequest("GET", "/todos", "DPoP", ""), 400, middleware.ReasonMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,9 +148,11 @@ func TestDPoPRefusals(t *testing.T) {
 				}
 			case middleware.ReasonDPoPKeyBinding, middleware.ReasonDPoPUnbound:
 				// RFC 9449 §7.1's example: a failed key binding is an
-				// invalid token, on the DPoP challenge.
-				if !strings.HasPrefix(ch, `DPoP realm="todo-api", error="invalid_token"`) {
-					t.Errorf("WWW-Authenticate %q, want the DPoP challenge first with invalid_token", ch)
+				// invalid token, on the challenge of the scheme the
+				// request used.
+				scheme, _, _ := strings.Cut(tc.r.Header.Get("Authorization"), " ")
+				if !strings.HasPrefix(ch, scheme+` realm="todo-api", error="invalid_token"`) {
+					t.Errorf("WWW-Authenticate %q, want the %s challenge first with invalid_token", ch, scheme)
 				}
 			}
 		})
@@ -443,5 +449,61 @@ func TestDPoPNonce(t *testing.T) {
 		if _, err := middleware.New(t.Context(), cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestDPoPProofExp: RFC 9449 defines no exp for a proof, but a proof that
+// carries one is refused once it has passed (RFC 7519 §4.1.4), with the
+// token's clock skew; one still within it passes.
+func TestDPoPProofExp(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	a := dpopAuthenticator(t, is, middleware.DPoPAllowed, nil)
+	k := authtest.NewDPoPKey(t, "ES256")
+	tok := is.MintDPoP(t, "alice", k)
+	for _, tc := range []struct {
+		name string
+		exp  time.Duration
+		want int
+	}{
+		{"in the future", time.Minute, 200},
+		{"passed within the skew", -30 * time.Second, 200},
+		{"passed beyond the skew", -middleware.DefaultClockSkew - 5*time.Second, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := k.Proof(t, "GET", dpopURL, tok, authtest.WithProofEdit(func(_, c map[string]any) {
+				c["exp"] = time.Now().Add(tc.exp).Unix()
+			}))
+			if w := do(a, dpopRequest("GET", "/todos", "DPoP", tok, p)); w.Code != tc.want {
+				t.Errorf("%d, want %d (%s)", w.Code, tc.want, w.Body)
+			}
+		})
+	}
+}
+
+// TestDPoPProofWithUnboundBearer: a DPoP proof beside a token that is not
+// DPoP-bound is a malformed request whatever the DPoP mode (the proof
+// binds nothing; accepting it hides a client or server that meant to bind
+// the token), on a cache miss and on a hit alike. Without a proof the
+// token is fine.
+func TestDPoPProofWithUnboundBearer(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	k := authtest.NewDPoPKey(t, "ES256")
+	for _, mode := range []middleware.DPoPMode{middleware.DPoPDisabled, middleware.DPoPAllowed} {
+		t.Run(string(mode), func(t *testing.T) {
+			a := dpopAuthenticator(t, is, mode, nil)
+			tok := is.Mint(t, "bob")
+			for i := range 2 {
+				w := do(a, dpopRequest("GET", "/todos", "Bearer", tok, k.Proof(t, "GET", dpopURL, tok)))
+				if w.Code != 401 || problem(t, w)["reason"] != middleware.ReasonDPoPUnbound {
+					t.Fatalf("request %d with a proof: %d %s, want 401 %s", i, w.Code, w.Body, middleware.ReasonDPoPUnbound)
+				}
+				if ch := w.Header().Get("WWW-Authenticate"); !strings.Contains(ch, `error="invalid_token"`) {
+					t.Errorf("WWW-Authenticate %q, want invalid_token", ch)
+				}
+				if w := do(a, bearerRequest(tok)); w.Code != 200 {
+					t.Fatalf("request %d without a proof: %d %s", i, w.Code, w.Body)
+				}
+			}
+		})
 	}
 }

@@ -80,7 +80,8 @@ const (
 	// key than the token's cnf.jkt names (401 invalid_token, as RFC 9449
 	// §7.1's example answers it).
 	ReasonDPoPKeyBinding = "dpop_key_binding"
-	// ReasonDPoPUnbound: a token without cnf.jkt came with the DPoP scheme.
+	// ReasonDPoPUnbound: a token without cnf.jkt came with the DPoP scheme
+	// or, under the Bearer scheme, with a DPoP proof.
 	ReasonDPoPUnbound = "dpop_unbound_token"
 	// ReasonDPoPRequired: with Config.DPoP DPoPRequired, the request
 	// came without the DPoP scheme.

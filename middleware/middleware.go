@@ -126,7 +126,7 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 	if p, ok := a.cache.get(token, now); ok {
 		// A bearer token with DPoP off or allowed skips the binding check:
 		// one comparison, nothing allocated.
-		if p.JKT != "" || dpop || a.cfg.DPoP == DPoPRequired {
+		if p.JKT != "" || dpop || a.cfg.DPoP == DPoPRequired || hasProof(r) {
 			if err := a.checkBinding(r, p, token, dpop, now); err != nil {
 				return principal.Principal{}, true, src, dpop, err
 			}
@@ -175,18 +175,30 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 	return p, false, src, dpop, err
 }
 
+// hasProof reports whether r carries a DPoP header. The header is looked
+// up by its canonical key, without allocating: this runs on cache hits.
+func hasProof(r *http.Request) bool {
+	return len(r.Header[dpopHeaderKey]) > 0
+}
+
+// dpopHeaderKey is DPoPHeader in the canonical form net/http stores it in.
+var dpopHeaderKey = http.CanonicalHeaderKey(DPoPHeader)
+
 // checkBinding checks that the way the request presents p's token fits
 // its binding: a DPoP-bound token only with the DPoP scheme and a valid
 // proof made with its key (RFC 9449 §7.1), an unbound token never with the
-// DPoP scheme, nor at all when DPoP is required. The proof's jti is
+// DPoP scheme or a DPoP proof, whatever the DPoP mode, nor at all when
+// DPoP is required. The proof's jti is
 // recorded last, once everything else has passed.
 func (a *Authenticator) checkBinding(r *http.Request, p principal.Principal, token string, dpop bool, now time.Time) error {
 	var err error
 	switch {
-	case p.JKT == "" && !dpop && a.cfg.DPoP != DPoPRequired:
+	case p.JKT == "" && !dpop && a.cfg.DPoP != DPoPRequired && !hasProof(r):
 		return nil
 	case p.JKT == "" && dpop:
 		err = errDPoPUnbound
+	case p.JKT == "" && a.cfg.DPoP != DPoPRequired:
+		err = errProofUnbound
 	case p.JKT == "":
 		err = errDPoPRequired
 	case !dpop:
