@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tollgate-dev/tollgate/middleware"
@@ -78,11 +79,13 @@ func TestDiscovery(t *testing.T) {
 	})
 
 	runCase(t, "rfc8414-jwks-uri-must-be-absolute-https-url", func(t *testing.T) {
-		err := newFrom(t, map[string]any{"issuer": fixtureIssuer, "jwks_uri": "/relative-jwks"})
-		if err == nil || !strings.Contains(err.Error(), "jwks_uri") {
-			t.Errorf("New: %v, want an error naming jwks_uri", err)
+		for _, uri := range []string{"/relative-jwks", "http://auth.example.com/jwks"} {
+			err := newFrom(t, map[string]any{"issuer": fixtureIssuer, "jwks_uri": uri})
+			if err == nil || !strings.Contains(err.Error(), "jwks_uri") {
+				t.Errorf("jwks_uri %q: New: %v, want an error naming jwks_uri", uri, err)
+			}
 		}
-	}, partial("a relative jwks_uri is refused; an absolute http:// one is accepted (Tollgate allows plain http for development issuers)"))
+	}, noted("an http:// jwks_uri is accepted only from the metadata of an http:// issuer, which the operator configured (a development server)"))
 
 	runCase(t, "rfc8414-introspection-endpoint-required-when-introspection-is-used", func(t *testing.T) {
 		client := metadataServer(t, map[string]any{oidcPath: map[string]any{"issuer": fixtureIssuer, "jwks_uri": fixtureIssuer + "/jwks"}})
@@ -95,11 +98,51 @@ func TestDiscovery(t *testing.T) {
 		}
 	})
 
-	skipCase(t, "rfc8414-introspection-endpoint-must-be-absolute-https-url",
-		"differs: catalog expects an http:// introspection_endpoint to be refused, Tollgate accepts any absolute http(s) URL (for development servers) (decision pending, issue 17)")
+	runCase(t, "rfc8414-introspection-endpoint-must-be-absolute-https-url", func(t *testing.T) {
+		for _, tc := range []struct{ endpoint, want string }{
+			{"http://auth.example.com/introspect", "plain http"},
+			{"/introspect", "not an http(s) URL"},
+			{"https://auth.example.com/introspect", ""},
+		} {
+			client := metadataServer(t, map[string]any{oidcPath: map[string]any{
+				"issuer": fixtureIssuer, "jwks_uri": fixtureIssuer + "/jwks", "introspection_endpoint": tc.endpoint,
+			}})
+			md, err := middleware.Discover(t.Context(), client, fixtureIssuer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := md.IntrospectionURL()
+			switch {
+			case tc.want == "" && (err != nil || u != tc.endpoint):
+				t.Errorf("%q: IntrospectionURL = %q, %v; want it accepted", tc.endpoint, u, err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), "introspection_endpoint") || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("%q: IntrospectionURL = %q, %v; want an error naming introspection_endpoint: %s", tc.endpoint, u, err, tc.want)
+			}
+		}
+	}, noted("an http:// introspection_endpoint is accepted only from the metadata of an http:// issuer, which the operator configured (a development server)"))
 
-	skipCase(t, "rfc8414-jwks-uri-rotation-must-reconfigure-jwks-cache",
-		"differs: catalog expects a changed jwks_uri in the metadata to be followed without a new verifier, Tollgate reads jwks_uri once in New and keeps it for the Authenticator's life (decision pending, issue 17)")
+	runCase(t, "rfc8414-jwks-uri-rotation-must-reconfigure-jwks-cache", func(t *testing.T) {
+		// Two key sets on the metadata server: v1 with is1's keys, v2
+		// with is2's only, whose ES256 key has a kid is1 does not use.
+		is1, is2 := newIssuer(t), newIssuer(t)
+		is2.AddKey(t, "ES256")
+		doc := &switchableDoc{}
+		doc.set(map[string]any{"issuer": fixtureIssuer, "jwks_uri": fixtureIssuer + "/jwks-v1"})
+		client := metadataServer(t, map[string]any{
+			oidcPath:   doc,
+			"/jwks-v1": json.RawMessage(is1.JWKS()),
+			"/jwks-v2": json.RawMessage(is2.JWKS()),
+		})
+		a := newAuthenticator(t, is1, func(cfg *middleware.Config) { cfg.JWKSURL, cfg.HTTPClient = "", client })
+		mustAccept(t, send(t, a, bearer(token(t, is1, nil, nil))))
+		doc.set(map[string]any{"issuer": fixtureIssuer, "jwks_uri": fixtureIssuer + "/jwks-v2"})
+		// A token with a kid of the new key set: the refresh it causes
+		// reads the metadata again and fetches the new jwks_uri.
+		mustAccept(t, send(t, a, bearer(token(t, is2, nil, nil))))
+		if got := a.JWKSURL(); got != fixtureIssuer+"/jwks-v2" {
+			t.Errorf("JWKSURL() = %q, want the new jwks_uri", got)
+		}
+	}, noted("the metadata is read again at each key refresh (the periodic one, and the one an unknown kid causes, rate-limited by JWKSMinRefreshInterval); a configured JWKSURL is never rebound"))
 
 	runCase(t, "rfc8414-discovery-url-must-insert-well-known-before-issuer-path", func(t *testing.T) {
 		issuer := fixtureIssuer + "/tenant-a"
@@ -113,3 +156,13 @@ func TestDiscovery(t *testing.T) {
 		}
 	})
 }
+
+// switchableDoc is a metadata document a case changes while the server
+// serves it.
+type switchableDoc struct {
+	doc atomic.Pointer[map[string]any]
+}
+
+func (d *switchableDoc) set(doc map[string]any) { d.doc.Store(&doc) }
+
+func (d *switchableDoc) MarshalJSON() ([]byte, error) { return json.Marshal(*d.doc.Load()) }

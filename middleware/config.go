@@ -83,7 +83,9 @@ type Config struct {
 	Introspector Introspector
 	// Metadata is the issuer's metadata when the caller has already
 	// discovered it (see Discover); New then takes jwks_uri from it instead
-	// of discovering again. Its Issuer must equal Issuer. Optional.
+	// of discovering again, and key refreshes read the issuer's metadata
+	// again as for a discovered jwks_uri (see JWKSURL). Its Issuer must
+	// equal Issuer. Optional.
 	Metadata *Metadata
 
 	// Issuer is the expected iss claim, compared exactly as written
@@ -137,8 +139,14 @@ type Config struct {
 	// (Entra). Requires Audiences. See IssuerResolver for its bounds.
 	IssuerResolver IssuerResolver
 
-	// JWKSURL is where the issuer publishes its keys. Empty: read jwks_uri
-	// from the issuer's metadata (OpenID Connect Discovery, then RFC 8414).
+	// JWKSURL is where the issuer publishes its keys, used as given. Empty:
+	// read jwks_uri from the issuer's metadata (OpenID Connect Discovery,
+	// then RFC 8414), an absolute https URL unless Issuer is an http://
+	// URL (see Metadata), and follow it: every key refresh after the first
+	// (the periodic one, and the one a token with an unknown kid causes)
+	// first reads the metadata again, under the same rules, and fetches
+	// the keys from a changed jwks_uri from then on; metadata that cannot
+	// be read or used keeps the old jwks_uri, with a warning.
 	JWKSURL string
 	// LazyKeys lets New return before the signing keys are loaded: they
 	// are fetched in the background, requests that need them are answered

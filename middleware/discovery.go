@@ -13,6 +13,15 @@ import (
 
 // Metadata is the part of an authorization server's metadata (OpenID
 // Connect Discovery 1.0 §3, RFC 8414 §2) that a resource server uses.
+//
+// An endpoint taken from an authorization server's metadata must be an
+// absolute https URL when the configured issuer is https; only when the
+// configured issuer itself is an http:// URL (which an operator chooses,
+// e.g. a development server on loopback) may its metadata name http://
+// endpoints. Relative and non-http(s) URLs are refused. The rule covers
+// jwks_uri (New) and introspection_endpoint (IntrospectionURL), not the
+// endpoints an operator configures (Config.JWKSURL, an introspection
+// client's Endpoint).
 type Metadata struct {
 	Issuer                string `json:"issuer"`
 	JWKSURI               string `json:"jwks_uri"`
@@ -21,15 +30,50 @@ type Metadata struct {
 
 // IntrospectionURL returns the issuer's introspection_endpoint, for an
 // introspection client's Endpoint, or a clear error when the issuer
-// publishes none or publishes something other than an http(s) URL.
+// publishes none or publishes one that breaks the rule of Metadata's
+// endpoints (https, or http only from an http:// issuer). The issuer the
+// rule looks at is m.Issuer, which Discover has matched exactly to the
+// configured one.
 func (m *Metadata) IntrospectionURL() (string, error) {
 	if m.IntrospectionEndpoint == "" {
 		return "", fmt.Errorf("middleware: issuer %q publishes no introspection_endpoint; set the introspection URL", m.Issuer)
 	}
-	if err := checkHTTPURL(m.IntrospectionEndpoint); err != nil {
+	if err := checkMetadataEndpoint(m.Issuer, m.IntrospectionEndpoint); err != nil {
 		return "", fmt.Errorf("middleware: discovered introspection_endpoint: %w", err)
 	}
 	return m.IntrospectionEndpoint, nil
+}
+
+// checkMetadataEndpoint checks an endpoint taken from the metadata of
+// issuer, the configured issuer: an absolute https URL, or an absolute
+// http URL when issuer is itself an http:// URL (a choice the operator
+// made, e.g. a development server on loopback). So metadata fetched over
+// TLS cannot send a token or a key request over plain http. The
+// endpoints an operator configures (JWKSURL, an introspection client's
+// Endpoint) are not checked by it.
+func checkMetadataEndpoint(issuer, raw string) error {
+	if err := checkHTTPURL(raw); err != nil {
+		return err
+	}
+	u, _ := url.Parse(raw) // parsed by checkHTTPURL
+	if u.Scheme == "http" {
+		if iu, err := url.Parse(issuer); err != nil || iu.Scheme != "http" {
+			return fmt.Errorf("%q is plain http from an https issuer's metadata (%q): it must be an absolute https URL", raw, issuer)
+		}
+	}
+	return nil
+}
+
+// metadataJWKSURI returns the jwks_uri of md, the metadata of issuer, or
+// why it cannot be used.
+func metadataJWKSURI(issuer string, md *Metadata) (string, error) {
+	if md.JWKSURI == "" {
+		return "", fmt.Errorf("middleware: issuer %q publishes no jwks_uri; set JWKSURL", issuer)
+	}
+	if err := checkMetadataEndpoint(issuer, md.JWKSURI); err != nil {
+		return "", fmt.Errorf("middleware: discovered jwks_uri: %w", err)
+	}
+	return md.JWKSURI, nil
 }
 
 // Discover fetches the issuer's metadata: first
@@ -48,33 +92,44 @@ func Discover(ctx context.Context, client *http.Client, issuer string) (*Metadat
 
 // discover is Discover with timeout bounding each request.
 func discover(ctx context.Context, client *http.Client, issuer string, timeout time.Duration) (*Metadata, error) {
+	md, _, err := discoverAt(ctx, client, issuer, timeout, "")
+	return md, err
+}
+
+// discoverAt is discover that also returns the location the metadata was
+// found at. A non-empty at (such a location) is the only one tried.
+func discoverAt(ctx context.Context, client *http.Client, issuer string, timeout time.Duration, at string) (*Metadata, string, error) {
 	if client == nil {
 		client = http.DefaultClient
 	}
 	u, err := url.Parse(issuer)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("middleware: issuer %q is not an http(s) URL without query or fragment", issuer)
+		return nil, "", fmt.Errorf("middleware: issuer %q is not an http(s) URL without query or fragment", issuer)
 	}
 	oidc := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 	rfc8414 := u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.EscapedPath(), "/")
+	locs := []string{oidc, rfc8414}
+	if at != "" {
+		locs = []string{at}
+	}
 	var errs []error
-	for _, loc := range []string{oidc, rfc8414} {
+	for _, loc := range locs {
 		md, err := fetchMetadata(ctx, client, loc, timeout)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
 		if md.Issuer != issuer {
-			return nil, fmt.Errorf("middleware: metadata at %s names issuer %q, want exactly %q", loc, md.Issuer, issuer)
+			return nil, "", fmt.Errorf("middleware: metadata at %s names issuer %q, want exactly %q", loc, md.Issuer, issuer)
 		}
-		return md, nil
+		return md, loc, nil
 	}
 	msgs := make([]string, len(errs))
 	for i, e := range errs {
 		msgs[i] = e.Error()
 	}
 	// One line: this error is what a program prints when it cannot start.
-	return nil, fmt.Errorf("middleware: discovery for issuer %q failed: %s", issuer, strings.Join(msgs, "; "))
+	return nil, "", fmt.Errorf("middleware: discovery for issuer %q failed: %s", issuer, strings.Join(msgs, "; "))
 }
 
 func fetchMetadata(ctx context.Context, client *http.Client, loc string, timeout time.Duration) (*Metadata, error) {

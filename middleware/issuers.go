@@ -21,7 +21,12 @@ type IssuerConfig struct {
 	Audiences []string
 	// JWKSURL is where this issuer publishes its keys. Issuers that share
 	// a URL share one key set, fetched once. Empty: jwks_uri of Metadata,
-	// or, in Config.Issuers only, of the issuer's discovered metadata.
+	// or, in Config.Issuers only, of the issuer's discovered metadata,
+	// which must be https unless Issuer is an http:// URL (see Metadata).
+	// In Config.Issuers that key set is the issuer's own and follows its
+	// metadata as Config.JWKSURL describes; a resolver's answer is not
+	// re-read (the resolver is asked again when its answer expires) and
+	// shares its key set with the answers that name the same URL.
 	JWKSURL string
 	// Metadata is the issuer's metadata when already discovered (see
 	// Discover); its Issuer must equal Issuer.

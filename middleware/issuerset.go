@@ -69,7 +69,7 @@ type issuerSet struct {
 	mu      sync.Mutex
 	trusted map[string]resolved
 	refused map[string]resolved
-	keys    map[string]*keySource // by JWKS URL
+	keys    map[string]*keySource // by JWKS URL; by "metadata of " and issuer for one that follows its metadata
 	dynamic map[string]context.CancelFunc
 }
 
@@ -98,13 +98,22 @@ func newIssuerSet(ctx context.Context, cfg *Config) (*issuerSet, error) {
 		icfg := cfg.forIssuer(e)
 		var ks *keySource
 		if len(e.HMACSecret) == 0 {
-			url, err := jwksURLOf(ctx, icfg)
+			url, loc, fromMetadata, err := jwksURLOf(ctx, icfg)
 			if err != nil {
 				return nil, err
 			}
-			if ks = s.keys[url]; ks == nil {
+			// A key set that follows its issuer's metadata is that
+			// issuer's alone: another issuer's metadata may move elsewhere.
+			key := url
+			if fromMetadata {
+				key = "metadata of " + e.Issuer
+			}
+			if ks = s.keys[key]; ks == nil {
 				if ks, err = newKeySource(url, cfg); err != nil {
 					return nil, err
+				}
+				if fromMetadata {
+					ks.issuer, ks.rediscover = e.Issuer, metadataFollower(icfg, loc)
 				}
 				if !cfg.LazyKeys {
 					// refresh bounds the fetch by HTTPTimeout.
@@ -112,7 +121,7 @@ func newIssuerSet(ctx context.Context, cfg *Config) (*issuerSet, error) {
 						return nil, fmt.Errorf("middleware: cannot load the signing keys from %s (set LazyKeys to start without them): %w", url, err)
 					}
 				}
-				s.keys[url] = ks
+				s.keys[key] = ks
 			}
 		}
 		v := &issuerVerifier{jwt: newJWTVerifier(icfg, ks), keys: ks, required: maps.Clone(e.RequiredClaims)}
@@ -139,25 +148,38 @@ func newIssuerSet(ctx context.Context, cfg *Config) (*issuerSet, error) {
 }
 
 // jwksURLOf returns the key set URL of one issuer's Config: JWKSURL, else
-// jwks_uri from its Metadata, else from its discovered metadata.
-func jwksURLOf(ctx context.Context, cfg *Config) (string, error) {
+// jwks_uri from its Metadata, else from its discovered metadata, then
+// with loc, the location the metadata was found at. fromMetadata reports
+// the last two.
+func jwksURLOf(ctx context.Context, cfg *Config) (url, loc string, fromMetadata bool, err error) {
 	if cfg.JWKSURL != "" {
-		return cfg.JWKSURL, nil
+		return cfg.JWKSURL, "", false, nil
 	}
 	md := cfg.Metadata
 	if md == nil {
-		var err error
-		if md, err = discover(ctx, cfg.HTTPClient, cfg.Issuer, cfg.HTTPTimeout); err != nil {
-			return "", err
+		if md, loc, err = discoverAt(ctx, cfg.HTTPClient, cfg.Issuer, cfg.HTTPTimeout, ""); err != nil {
+			return "", "", false, err
 		}
 	}
-	if md.JWKSURI == "" {
-		return "", fmt.Errorf("middleware: issuer %q publishes no jwks_uri; set JWKSURL", cfg.Issuer)
+	url, err = metadataJWKSURI(cfg.Issuer, md)
+	return url, loc, true, err
+}
+
+// metadataFollower returns the rediscover of a key set whose URL is the
+// jwks_uri of cfg.Issuer's metadata, found at loc ("" when the caller gave
+// the metadata: the first re-read tries both locations, as Discover). It
+// reads that location again, and only that one, so that a key refresh
+// costs one metadata request. It is called inside the key set's merged
+// refresh only, one call at a time.
+func metadataFollower(cfg *Config, loc string) func(context.Context) (string, error) {
+	return func(ctx context.Context) (string, error) {
+		md, found, err := discoverAt(ctx, cfg.HTTPClient, cfg.Issuer, cfg.HTTPTimeout, loc)
+		if err != nil {
+			return "", err
+		}
+		loc = found
+		return metadataJWKSURI(cfg.Issuer, md)
 	}
-	if err := checkHTTPURL(md.JWKSURI); err != nil {
-		return "", fmt.Errorf("middleware: discovered jwks_uri: %w", err)
-	}
-	return md.JWKSURI, nil
 }
 
 // ready reports whether the key set of every configured issuer has loaded.
@@ -380,8 +402,8 @@ func (s *issuerSet) verifierFor(iss string, e IssuerConfig) (*issuerVerifier, er
 	url := e.JWKSURL
 	if url == "" && e.Metadata != nil {
 		url = e.Metadata.JWKSURI
-		if err := checkHTTPURL(url); err != nil {
-			errs = append(errs, fmt.Errorf("middleware: IssuerResolver answer: Metadata.JWKSURI: %w", err))
+		if err := checkMetadataEndpoint(e.Issuer, url); err != nil {
+			errs = append(errs, fmt.Errorf("middleware: IssuerResolver answer: Metadata jwks_uri: %w", err))
 		}
 	}
 	if url == "" && len(e.HMACSecret) == 0 {

@@ -39,8 +39,12 @@ var (
 // its unknown-kid limiter makes requests wait for the next slot (up to a
 // minute by default) instead of failing fast; and it reads a JWKS response
 // of any size. keyfunc still does the kid lookup and the JWK alg check.
+//
+// When the URL came from the issuer's metadata (rediscover set), every
+// refresh but the first reads the metadata again first and follows a
+// changed jwks_uri (follow).
 type keySource struct {
-	url        string
+	url        atomic.Pointer[string]
 	client     *http.Client
 	timeout    time.Duration
 	store      jwkset.Storage
@@ -52,11 +56,16 @@ type keySource struct {
 	logger     *slog.Logger
 	onRefresh  func(error)
 	lastUpdate atomic.Int64 // unix nanoseconds of the last successful fetch
+
+	// issuer and rediscover are set when the URL is the jwks_uri of
+	// issuer's metadata: rediscover reads that metadata again and returns
+	// its jwks_uri, checked (metadataJWKSURI).
+	issuer     string
+	rediscover func(context.Context) (string, error)
 }
 
 func newKeySource(url string, cfg *Config) (*keySource, error) {
 	s := &keySource{
-		url:       url,
 		client:    cfg.HTTPClient,
 		timeout:   cfg.HTTPTimeout,
 		store:     jwkset.NewMemoryStorage(),
@@ -64,6 +73,7 @@ func newKeySource(url string, cfg *Config) (*keySource, error) {
 		logger:    cfg.Logger,
 		onRefresh: cfg.OnKeyRefresh,
 	}
+	s.url.Store(&url)
 	kf, err := keyfunc.New(keyfunc.Options{Storage: refreshingStorage{Storage: s.store, src: s}})
 	if err != nil {
 		return nil, err
@@ -94,20 +104,31 @@ func (s *keySource) run(ctx context.Context, interval time.Duration) {
 	}
 }
 
+// URL is the key set URL in use.
+func (s *keySource) URL() string { return *s.url.Load() }
+
 // refresh fetches the JWKS, merging concurrent calls into one request.
-// A failed fetch keeps the keys already loaded.
+// A failed fetch keeps the keys already loaded. With rediscover, every
+// refresh after the first reads the issuer's metadata first, inside the
+// same merged call, so that metadata requests are never more than JWKS
+// requests, whatever causes them.
 func (s *keySource) refresh(ctx context.Context) error {
 	ch := s.group.DoChan("jwks", func() (any, error) {
 		// The fetch is shared: one caller giving up must not cancel it
 		// for the others.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+		base := context.WithoutCancel(ctx)
+		if s.rediscover != nil && s.fetches.Load() > 0 {
+			// The first fetch follows the discovery in New.
+			s.follow(base)
+		}
+		fctx, cancel := context.WithTimeout(base, s.timeout)
 		defer cancel()
 		err := s.fetch(fctx)
 		if s.onRefresh != nil {
 			s.onRefresh(err)
 		}
 		if err != nil {
-			s.logger.Warn("jwks refresh failed", "url", s.url, "error", err, "keys_loaded", s.loaded.Load())
+			s.logger.Warn("jwks refresh failed", "url", s.URL(), "error", err, "keys_loaded", s.loaded.Load())
 		}
 		return nil, err
 	})
@@ -119,9 +140,27 @@ func (s *keySource) refresh(ctx context.Context) error {
 	}
 }
 
+// follow reads the issuer's metadata again (the rules of Discover, each
+// request bounded by the timeout) and fetches keys from its jwks_uri from
+// now on when it changed. Metadata that cannot be read or used changes
+// nothing: the old jwks_uri stays, with a warning.
+func (s *keySource) follow(ctx context.Context) {
+	old := s.URL()
+	u, err := s.rediscover(ctx)
+	if err != nil {
+		s.logger.Warn("issuer metadata re-read failed; keeping jwks_uri", "issuer", s.issuer, "jwks_uri", old, "error", err)
+		return
+	}
+	if u != old {
+		s.url.Store(&u)
+		s.logger.Info("jwks_uri changed in the issuer's metadata; fetching keys from it", "issuer", s.issuer, "old", old, "new", u)
+	}
+}
+
 func (s *keySource) fetch(ctx context.Context) error {
 	s.fetches.Add(1)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	url := s.URL()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
@@ -132,21 +171,21 @@ func (s *keySource) fetch(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: status %d", s.url, resp.StatusCode)
+		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxJWKSBytes+1))
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", s.url, err)
+		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	if len(body) > maxJWKSBytes {
-		return fmt.Errorf("GET %s: key set larger than %d bytes", s.url, maxJWKSBytes)
+		return fmt.Errorf("GET %s: key set larger than %d bytes", url, maxJWKSBytes)
 	}
 	keys, skipped, err := parseJWKS(body)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", s.url, err)
+		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	for _, e := range skipped {
-		s.logger.Warn("jwks key skipped", "url", s.url, "error", e)
+		s.logger.Warn("jwks key skipped", "url", url, "error", e)
 	}
 	if err := s.store.KeyReplaceAll(ctx, keys); err != nil {
 		return err

@@ -29,7 +29,9 @@ type Authenticator struct {
 // cfg.LazyKeys is set: then requests that need keys are answered 503
 // until they arrive (see Ready). Each request is bounded by
 // cfg.HTTPTimeout. The keys are refreshed in the background until ctx
-// ends.
+// ends. A jwks_uri taken from metadata must be https when the issuer is
+// (see Metadata), and is followed when the metadata changes it (see
+// Config.JWKSURL).
 //
 // cfg.Introspector is used as given: New neither inspects nor changes it.
 // A caller that takes the introspection endpoint from the issuer's metadata
@@ -73,13 +75,14 @@ func New(ctx context.Context, cfg Config) (*Authenticator, error) {
 func (a *Authenticator) ClockSkew() time.Duration { return a.cfg.ClockSkew }
 
 // JWKSURL is the key set URL in use, configured or discovered, of the
-// issuer (the first of Issuers); empty with an HMAC secret, in
-// ModeIntrospection, or with only an IssuerResolver.
+// issuer (the first of Issuers): with a jwks_uri from the issuer's
+// metadata, the one the last key refresh followed. Empty with an HMAC
+// secret, in ModeIntrospection, or with only an IssuerResolver.
 func (a *Authenticator) JWKSURL() string {
 	if a.jwt == nil || a.jwt.first == nil || a.jwt.first.keys == nil {
 		return ""
 	}
-	return a.jwt.first.keys.url
+	return a.jwt.first.keys.URL()
 }
 
 // Ready reports nil once the Authenticator can verify tokens: the signing
