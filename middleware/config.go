@@ -40,6 +40,44 @@ func ParseMode(s string) (Mode, error) {
 	return "", fmt.Errorf("middleware: unknown mode %q (want jwt, introspection or hybrid)", s)
 }
 
+// Profile says how strictly a JWT access token must follow RFC 9068.
+type Profile string
+
+// The token profiles.
+const (
+	// ProfileInteroperable (the default) accepts the access tokens
+	// authorization servers issue in practice, many of which omit typ
+	// at+jwt, client_id or jti: a header typ at+jwt, JWT or none (at+jwt
+	// only with RequireATJWT); a header without kid when exactly one key
+	// of the JWKS fits the token's alg (RFC 7515 makes kid optional); and
+	// of the claims RFC 9068 §2.2 requires, iss, exp and sub, and aud
+	// unless AudienceClaims names other claims. iat is checked when
+	// present; client_id and jti are not required.
+	ProfileInteroperable Profile = "interoperable"
+	// ProfileRFC9068 is RFC 9068 to the letter, and a kid besides: the
+	// header must carry typ at+jwt (as with RequireATJWT) and, with keys
+	// from a JWKS, a kid, which RFC 7515 leaves optional (refused with
+	// reason bad_header otherwise); the claims must include
+	// every claim §2.2 requires: iss, exp, aud, sub, client_id, iat and
+	// jti, with iss, sub, client_id and jti non-empty strings and aud
+	// holding a non-empty value (refused with reason missing_claim and a
+	// description that names the claim otherwise). With HMACSecret there
+	// is one key and kid is not required.
+	ProfileRFC9068 Profile = "rfc9068"
+)
+
+// ParseProfile reads a profile name as written in settings; "" is
+// ProfileInteroperable.
+func ParseProfile(s string) (Profile, error) {
+	switch p := Profile(strings.ToLower(strings.TrimSpace(s))); p {
+	case "", ProfileInteroperable:
+		return ProfileInteroperable, nil
+	case ProfileRFC9068:
+		return p, nil
+	}
+	return "", fmt.Errorf("middleware: unknown profile %q (want interoperable or rfc9068)", s)
+}
+
 // Defaults for the zero values of Config.
 const (
 	DefaultClockSkew        = 60 * time.Second
@@ -166,7 +204,15 @@ type Config struct {
 	// 60s. Off (or any negative value) means none.
 	ClockSkew time.Duration
 	// RequireATJWT demands the RFC 9068 header typ "at+jwt".
+	// ProfileRFC9068 implies it.
 	RequireATJWT bool
+	// Profile is how strictly a JWT access token must follow RFC 9068:
+	// ProfileInteroperable (the default) or ProfileRFC9068, for every
+	// issuer alike (Issuers, IssuerResolver). It applies to the tokens
+	// verified as JWTs (ModeJWT, and the JWS-shaped tokens of ModeHybrid);
+	// New refuses ProfileRFC9068 with ModeIntrospection, whose answers are
+	// not JWTs.
+	Profile Profile
 	// MaxTokenBytes bounds the token length; default 16 KiB. Negative
 	// values are refused.
 	MaxTokenBytes int
@@ -387,6 +433,9 @@ func (c *Config) setDefaults() {
 	if c.DPoP == "" {
 		c.DPoP = DPoPDisabled
 	}
+	if c.Profile == "" {
+		c.Profile = ProfileInteroperable
+	}
 	if len(c.DPoPAlgorithms) == 0 {
 		c.DPoPAlgorithms = DefaultDPoPAlgorithms()
 	} else {
@@ -415,6 +464,15 @@ func (c *Config) validate() error {
 	case ModeJWT, ModeIntrospection, ModeHybrid:
 	default:
 		errs = append(errs, fmt.Errorf("middleware: unknown Mode %q", c.Mode))
+	}
+	switch c.Profile {
+	case ProfileInteroperable:
+	case ProfileRFC9068:
+		if c.Mode == ModeIntrospection {
+			errs = append(errs, errors.New("middleware: Profile rfc9068 applies to JWTs, and Mode introspection verifies none"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("middleware: unknown Profile %q (want interoperable or rfc9068)", c.Profile))
 	}
 	if len(c.Issuers) > 0 || c.IssuerResolver != nil {
 		errs = append(errs, c.validateIssuers()...)

@@ -190,6 +190,10 @@ type jwtVerifier struct {
 	keys      *keySource // nil with an HMAC secret
 	secret    []byte
 	cfg       *Config
+	// atJWT demands typ at+jwt: RequireATJWT or ProfileRFC9068. strict is
+	// ProfileRFC9068, decided once here so that the default profile's
+	// path pays one branch for it.
+	atJWT, strict bool
 }
 
 func newJWTVerifier(cfg *Config, keys *keySource) *jwtVerifier {
@@ -212,6 +216,8 @@ func newJWTVerifier(cfg *Config, keys *keySource) *jwtVerifier {
 		secret:    cfg.HMACSecret,
 		cfg:       cfg,
 		validator: jwt.NewValidator(opts...),
+		atJWT:     cfg.RequireATJWT || cfg.Profile == ProfileRFC9068,
+		strict:    cfg.Profile == ProfileRFC9068,
 	}
 }
 
@@ -270,6 +276,12 @@ func (v *jwtVerifier) key(ctx context.Context, header map[string]any, alg string
 		}
 		key = k
 	} else {
+		if v.strict {
+			// The strict profile selects keys by kid alone, so that a
+			// rotation never leaves a token to guess at; RFC 7515 §4.1.4
+			// makes kid optional, which the default profile allows.
+			return nil, &headerError{ReasonBadHeader, "token header has no kid"}
+		}
 		// keyfunc offers every key to a token without kid; we accept one
 		// only when exactly one key in the set fits its algorithm.
 		k, err := v.onlyKey(ctx, alg)
@@ -321,7 +333,7 @@ func publicOf(k any) any {
 
 func (v *jwtVerifier) checkType(raw any) error {
 	if raw == nil {
-		if v.cfg.RequireATJWT {
+		if v.atJWT {
 			return &headerError{ReasonBadHeader, `token type must be at+jwt`}
 		}
 		return nil
@@ -336,7 +348,7 @@ func (v *jwtVerifier) checkType(raw any) error {
 	if t == "at+jwt" {
 		return nil
 	}
-	if v.cfg.RequireATJWT {
+	if v.atJWT {
 		return &headerError{ReasonBadHeader, `token type must be at+jwt`}
 	}
 	if t == "jwt" {
@@ -439,6 +451,11 @@ func (v *jwtVerifier) verifyDecoded(ctx context.Context, token string, payload [
 	}
 
 	// The claims, which a trusted key has signed.
+	if v.strict {
+		if err := claims.rfc9068Problem(); err != nil {
+			return none, err
+		}
+	}
 	if err := v.validator.Validate(&claims); err != nil {
 		return none, v.claimsError(err, &claims)
 	}
@@ -576,6 +593,46 @@ func (v *jwtVerifier) claimsError(err error, claims *strictClaims) *authError {
 		return newErr(ErrInvalidToken, ReasonMissingClaim, "token lacks a required claim", err)
 	}
 	return newErr(ErrInvalidToken, ReasonBadToken, "token is invalid", err)
+}
+
+// rfc9068Problem is the refusal, under ProfileRFC9068, of claims that
+// lack one of the claims RFC 9068 §2.2 requires, or carry it with a value
+// that says nothing (an empty string, an aud without a value), naming the
+// first such claim in the description and the log; nil when all are
+// there. The registered claims' types were checked by decode.
+func (c *strictClaims) rfc9068Problem() *authError {
+	var name string
+	switch {
+	case c.iss == "":
+		name = "iss"
+	case c.exp == nil:
+		name = "exp"
+	case !slices.ContainsFunc(c.aud, func(a string) bool { return a != "" }):
+		name = "aud"
+	case c.sub == "":
+		name = "sub"
+	case !nonEmptyString(c.all, "client_id"):
+		name = "client_id"
+	case c.iat == nil:
+		name = "iat"
+	case !nonEmptyString(c.all, "jti"):
+		name = "jti"
+	default:
+		return nil
+	}
+	cause := fmt.Errorf("Profile rfc9068 requires %s (RFC 9068 §2.2): missing", name)
+	if _, present := c.all[name]; present && name == "aud" {
+		cause = errors.New("Profile rfc9068 requires aud (RFC 9068 §2.2): no non-empty value")
+	} else if present {
+		cause = fmt.Errorf("Profile rfc9068 requires %s (RFC 9068 §2.2): not a non-empty string", name)
+	}
+	return newErr(ErrInvalidToken, ReasonMissingClaim, "token lacks the required claim "+name, cause)
+}
+
+// nonEmptyString reports whether the claim name is a non-empty string.
+func nonEmptyString(all map[string]any, name string) bool {
+	s, ok := all[name].(string)
+	return ok && s != ""
 }
 
 // maxLoggedClaim bounds each claim value quoted in a log line.

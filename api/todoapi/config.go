@@ -36,6 +36,11 @@ type Config struct {
 	ClockSkew  time.Duration // CLOCK_SKEW; negative: no leeway
 	// RequireATJWT demands typ at+jwt (RFC 9068): REQUIRE_AT_JWT.
 	RequireATJWT bool
+	// TokenProfile is how strictly a JWT access token must follow RFC
+	// 9068 (TOKEN_PROFILE): middleware.ProfileInteroperable (the default)
+	// or middleware.ProfileRFC9068 (typ at+jwt, kid and every claim of
+	// RFC 9068 §2.2 required). Not with AUTH_MODE=introspection.
+	TokenProfile middleware.Profile
 
 	IntrospectionURL          string        // INTROSPECTION_URL; empty: from discovery
 	IntrospectionClientID     string        // INTROSPECTION_CLIENT_ID, required unless IntrospectionAuth is none
@@ -153,6 +158,7 @@ func DefaultConfig() Config {
 		DatabaseURL:              "sqlite:todos.db",
 		AuthMode:                 middleware.ModeJWT,
 		DPoP:                     middleware.DPoPDisabled,
+		TokenProfile:             middleware.ProfileInteroperable,
 		Algorithms:               middleware.DefaultAlgorithms(),
 		ClockSkew:                middleware.DefaultClockSkew,
 		IntrospectionAuth:        introspection.AuthBasic.String(),
@@ -176,6 +182,7 @@ func (c *Config) setDefaults() {
 	orDefault(&c.DatabaseURL, d.DatabaseURL)
 	orDefault(&c.AuthMode, d.AuthMode)
 	orDefault(&c.DPoP, d.DPoP)
+	orDefault(&c.TokenProfile, d.TokenProfile)
 	orDefault(&c.IntrospectionAuth, d.IntrospectionAuth)
 	orDefault(&c.IntrospectionTimeout, d.IntrospectionTimeout)
 	orDefault(&c.IntrospectionMaxInFlight, d.IntrospectionMaxInFlight)
@@ -250,6 +257,16 @@ func (c *Config) validate() error {
 	if c.ResourceURL != "" {
 		if _, _, _, err := middleware.ResourceMetadataURL(c.ResourceURL); err != nil {
 			errs = append(errs, fmt.Errorf("RESOURCE_URL: %w", err))
+		}
+	}
+	if p, err := middleware.ParseProfile(string(c.TokenProfile)); err != nil {
+		errs = append(errs, fmt.Errorf("TOKEN_PROFILE: want interoperable or rfc9068, got %q", c.TokenProfile))
+	} else {
+		c.TokenProfile = p // as the middleware names it
+		if p == middleware.ProfileRFC9068 && c.AuthMode == middleware.ModeIntrospection {
+			// A profile that checks nothing is a mistake worth a stop:
+			// the operator believes it is on.
+			errs = append(errs, errors.New("TOKEN_PROFILE: rfc9068 applies to JWTs, not AUTH_MODE=introspection"))
 		}
 	}
 	errs = append(errs, c.dpopProblems()...)

@@ -70,6 +70,7 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 		Algorithms:       cfg.Algorithms,
 		ClockSkew:        cfg.ClockSkew,
 		RequireATJWT:     cfg.RequireATJWT,
+		Profile:          cfg.TokenProfile,
 		CookieNames:      cfg.TokenCookies,
 		AllowedOrigins:   cfg.CORSAllowedOrigins,
 		Realm:            "todo-api",

@@ -74,6 +74,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	hmac := s.String("JWT_HMAC_SECRET", "", "shared secret for servers that sign HS256; when set, only HS256 with it is accepted")
 	skew := s.OffDuration("CLOCK_SKEW", d.ClockSkew, "leeway for exp, nbf and iat; 0 for none")
 	atjwt := s.Bool("REQUIRE_AT_JWT", d.RequireATJWT, "require the header typ at+jwt (RFC 9068)")
+	profile := s.String("TOKEN_PROFILE", string(d.TokenProfile), "how strictly JWT access tokens must follow RFC 9068: interoperable (what real servers issue) or rfc9068 (typ at+jwt, kid, and iss, exp, aud, sub, client_id, iat and jti required)")
 	iURL := s.String("INTROSPECTION_URL", "", "introspection endpoint (default: from discovery)")
 	iID := s.String("INTROSPECTION_CLIENT_ID", "", "client id for introspection")
 	iSecret := s.String("INTROSPECTION_CLIENT_SECRET", "", "client secret for introspection")
@@ -107,6 +108,10 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 	if err != nil {
 		return todoapi.Config{}, 0, fmt.Errorf("DPOP_MODE: want disabled, allowed or required, got %q", *dpopMode)
 	}
+	tokenProfile, err := middleware.ParseProfile(*profile)
+	if err != nil {
+		return todoapi.Config{}, 0, fmt.Errorf("TOKEN_PROFILE: want interoperable or rfc9068, got %q", *profile)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return todoapi.Config{}, 0, fmt.Errorf("LOG_LEVEL: want debug, info, warn or error, got %q", *logLevel)
@@ -126,6 +131,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), stderr io
 		HMACSecret:                *hmac,
 		ClockSkew:                 *skew,
 		RequireATJWT:              *atjwt,
+		TokenProfile:              tokenProfile,
 		IntrospectionURL:          *iURL,
 		IntrospectionClientID:     *iID,
 		IntrospectionClientSecret: *iSecret,

@@ -530,6 +530,9 @@ func TestSettings(t *testing.T) {
 		{"DPoP nonce secret without DPoP", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "DPOP_NONCE_SECRET": strings.Repeat("s", 32)}, nil, "DPOP_NONCE_SECRET: only with DPOP_MODE=allowed or required"},
 		{"DPoP without base URL", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "DPOP_MODE": "allowed"}, nil, "DPOP_MODE: DPoP needs BASE_URL"},
 		{"base URL with a query", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "DPOP_MODE": "allowed", "BASE_URL": "https://api.example.com/?a=1"}, nil, "BASE_URL: "},
+		{"bad token profile", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a", "TOKEN_PROFILE": "strict"}, nil, `TOKEN_PROFILE: want interoperable or rfc9068, got "strict"`},
+		{"bad token profile flag", map[string]string{"ISSUER": "http://x", "AUDIENCE": "a"}, []string{"-token-profile", "rfc-9068"}, `TOKEN_PROFILE: want interoperable or rfc9068, got "rfc-9068"`},
+		{"strict token profile in introspection mode", map[string]string{"ISSUER": "http://x", "AUTH_MODE": "introspection", "INTROSPECTION_AUTH": "none", "TOKEN_PROFILE": "rfc9068"}, nil, "TOKEN_PROFILE: rfc9068 applies to JWTs, not AUTH_MODE=introspection"},
 		{"issuer list, one not answering", map[string]string{"ISSUER": "http://x," + "http://127.0.0.1:1", "AUDIENCE": "a"}, nil, "discovery for issuer"},
 	}
 	for _, tt := range tests {
@@ -545,7 +548,7 @@ func TestSettings(t *testing.T) {
 	if !errors.Is(err, envflag.ErrHelp) {
 		t.Fatalf("--help: %v", err)
 	}
-	for _, setting := range []string{"LISTEN_ADDR", "DATABASE_URL", "AUTH_MODE", "ISSUER", "AUDIENCE", "JWKS_URL", "JWT_ALGORITHMS", "JWT_HMAC_SECRET", "CLOCK_SKEW", "REQUIRE_AT_JWT", "INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET", "INTROSPECTION_AUTH", "INTROSPECTION_CACHE_TTL", "INTROSPECTION_TIMEOUT", "INTROSPECTION_MAX_IN_FLIGHT", "INTROSPECTION_RATE_LIMIT", "TOKEN_COOKIE", "CORS_ALLOWED_ORIGINS", "REQUIRED_SCOPES_READ", "REQUIRED_SCOPES_WRITE", "REQUIRE_ACR_FOR_DELETE_ALL", "MAX_AUTH_AGE_FOR_DELETE_ALL", "DPOP_MODE", "DPOP_NONCE_SECRET", "STORE_URL", "STORE_SECRET", "BASE_URL"} {
+	for _, setting := range []string{"LISTEN_ADDR", "DATABASE_URL", "AUTH_MODE", "ISSUER", "AUDIENCE", "JWKS_URL", "JWT_ALGORITHMS", "JWT_HMAC_SECRET", "CLOCK_SKEW", "REQUIRE_AT_JWT", "TOKEN_PROFILE", "INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET", "INTROSPECTION_AUTH", "INTROSPECTION_CACHE_TTL", "INTROSPECTION_TIMEOUT", "INTROSPECTION_MAX_IN_FLIGHT", "INTROSPECTION_RATE_LIMIT", "TOKEN_COOKIE", "CORS_ALLOWED_ORIGINS", "REQUIRED_SCOPES_READ", "REQUIRED_SCOPES_WRITE", "REQUIRE_ACR_FOR_DELETE_ALL", "MAX_AUTH_AGE_FOR_DELETE_ALL", "DPOP_MODE", "DPOP_NONCE_SECRET", "STORE_URL", "STORE_SECRET", "BASE_URL"} {
 		if !strings.Contains(help.String(), setting) {
 			t.Errorf("--help lacks %s", setting)
 		}
@@ -581,4 +584,21 @@ func TestStartsBeforeKeys(t *testing.T) {
 	if r := c.do("GET", "/todos", nil); r.Status != 200 {
 		t.Fatalf("GET /todos after the keys arrived: %d", r.Status)
 	}
+}
+
+// TestTokenProfile: the todo-api program reads TOKEN_PROFILE (in any
+// case): with rfc9068 a token without jti is refused, one with every
+// claim of RFC 9068 §2.2 accepted.
+func TestTokenProfile(t *testing.T) {
+	is := authtest.NewIssuer(t, todoScopes)
+	env := jwtEnv(t, is)
+	env["TOKEN_PROFILE"] = "RFC9068"
+	s := startServer(t, env)
+	noJTI := newCaller(t, s.URL, is.Token(t, "alice", func(c jwt.MapClaims) { delete(c, "jti") }))
+	r := noJTI.do("GET", "/todos", nil)
+	expect(t, r, 401)
+	if ch := r.Header.Get("WWW-Authenticate"); !strings.Contains(ch, `error="invalid_token"`) || !strings.Contains(ch, "jti") {
+		t.Errorf("WWW-Authenticate %q, want invalid_token naming jti", ch)
+	}
+	expect(t, newCaller(t, s.URL, is.Token(t, "alice", nil)).do("GET", "/todos", nil), 200)
 }
