@@ -87,6 +87,9 @@ type settings struct {
 	paths       string
 	gen         string
 	wrk         string
+	// instructions > 0: count instructions per request under callgrind
+	// (instr.go) instead of measuring throughput.
+	instructions int
 }
 
 func main() {
@@ -102,6 +105,7 @@ func main() {
 	flag.StringVar(&s.gen, "gen", "auto", "load generator: auto (wrk if found, else go), wrk or go")
 	flag.StringVar(&s.wrk, "wrk", "wrk", "the wrk binary")
 	flag.StringVar(&s.alg, "alg", "RS256", "signing algorithm of the tokens (loadserver -alg): RS256, PS256, ES256 or EdDSA")
+	flag.IntVar(&s.instructions, "instructions", 0, "count instructions per request under valgrind's callgrind, over this many requests per run, instead of measuring throughput (see instr.go)")
 	flag.Parse()
 	if s.server == "" || s.rounds < 1 || s.duration < time.Second || s.threads < 1 || s.connections < s.threads {
 		log.Fatal("loadtest: need -server, -rounds ≥ 1, -duration ≥ 1s, -threads ≥ 1, -connections ≥ -threads")
@@ -144,6 +148,12 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if s.instructions > 0 {
+		if err := runInstructions(ctx, s); err != nil {
+			log.Fatalf("loadtest: %v", err)
+		}
+		return
+	}
 	if err := run(ctx, s); err != nil {
 		log.Fatalf("loadtest: %v", err)
 	}
@@ -256,6 +266,9 @@ func readStats(ctx context.Context, base string) (stats, error) {
 // pipe this process holds, so it also stops if this process dies.
 func startServer(ctx context.Context, s settings, dir string) (string, *exec.Cmd, error) {
 	cmd := exec.Command(s.server, "-tokens-dir", dir, "-distinct", s.distinct, "-alg", s.alg)
+	if s.instructions > 0 {
+		cmd = instrServer(s, dir)
+	}
 	cmd.Stderr = os.Stderr
 	if _, err := cmd.StdinPipe(); err != nil {
 		return "", nil, err
@@ -281,8 +294,8 @@ func startServer(ctx context.Context, s settings, dir string) (string, *exec.Cmd
 	select {
 	case a := <-addr:
 		return a, cmd, nil
-	case <-time.After(startTimeout(s.counts)):
-		err = fmt.Errorf("loadserver did not start within %s", startTimeout(s.counts))
+	case <-time.After(startTimeout(s)):
+		err = fmt.Errorf("loadserver did not start within %s", startTimeout(s))
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -294,8 +307,12 @@ func startServer(ctx context.Context, s settings, dir string) (string, *exec.Cmd
 // startTimeout is how long loadserver may take to start: it signs every
 // token first, RS256 at a few milliseconds each on a busy 2-CPU machine
 // (100,000 took 2.5 minutes).
-func startTimeout(counts []int) time.Duration {
-	return 60*time.Second + time.Duration(slices.Max(counts))*5*time.Millisecond
+func startTimeout(s settings) time.Duration {
+	d := 60*time.Second + time.Duration(slices.Max(s.counts))*5*time.Millisecond
+	if s.instructions > 0 {
+		d *= 50 // under callgrind everything runs some 50 times slower
+	}
+	return d
 }
 
 // loader runs load against url for d and returns requests/s.

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Instruction counts: with -instructions N, loadserver runs under
+// valgrind's callgrind and, for every round, endpoint and scenario, this
+// process sends exactly N requests on one kept-alive connection between a
+// zeroing and a dump of callgrind's counters (callgrind_control -z, -d).
+// The figure is instructions executed by the whole server process per
+// request, GC and runtime included: unlike requests/s it does not move
+// with the machine's other load, so small differences (a percent) that
+// wrk's noise hides can be read. Instructions are not time (a cache miss
+// or a divide costs more than an add), so this complements the
+// throughput table rather than replacing it. Go's asynchronous preemption
+// signals crash callgrind 3.19, so loadserver runs with
+// GODEBUG=asyncpreemptoff=1.
+
+// instrServer is the command that starts loadserver under callgrind,
+// writing its dumps into dir.
+func instrServer(s settings, dir string) *exec.Cmd {
+	cmd := exec.Command("valgrind", "--tool=callgrind", "--callgrind-out-file="+filepath.Join(dir, "callgrind.out"),
+		s.server, "-tokens-dir", dir, "-distinct", s.distinct, "-alg", s.alg)
+	cmd.Env = append(os.Environ(), "GODEBUG=asyncpreemptoff=1")
+	return cmd
+}
+
+// runInstructions is run's counterpart for -instructions.
+func runInstructions(ctx context.Context, s settings) error {
+	for _, tool := range []string{"valgrind", "callgrind_control"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("-instructions needs %s (apt-get install valgrind): %w", tool, err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "tollgate-instr-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	base, srv, err := startServer(ctx, s, dir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		_ = srv.Process.Kill()
+		_ = srv.Wait()
+	}()
+	pid := strconv.Itoa(srv.Process.Pid)
+
+	scenarios := []scenario{{"one token", "one.txt"}}
+	for _, n := range s.counts {
+		scenarios = append(scenarios, scenario{fmt.Sprintf("%d distinct tokens (cycle)", n), fmt.Sprintf("many-%d.txt", n)})
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true}, Timeout: time.Minute}
+	send := func(url string, tokens []string, n int) error {
+		for i := range n {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Authorization", "Bearer "+tokens[i%len(tokens)])
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s: status %d", url, resp.StatusCode)
+			}
+		}
+		return nil
+	}
+	tokensOf := make([][]string, len(scenarios))
+	for si, sc := range scenarios {
+		raw, err := os.ReadFile(filepath.Join(dir, sc.file))
+		if err != nil {
+			return err
+		}
+		if tokensOf[si] = strings.Fields(string(raw)); len(tokensOf[si]) == 0 {
+			return errors.New("no tokens in " + sc.file)
+		}
+		// Warm-up: keys fetched, caches filled, connection open.
+		for _, ep := range endpoints {
+			if err := send(base+ep.path, tokensOf[si], len(tokensOf[si])+10); err != nil {
+				return fmt.Errorf("warm-up: %w", err)
+			}
+		}
+	}
+	// ir[scenario][endpoint][round]: instructions per request.
+	ir := make([][][]float64, len(scenarios))
+	for si := range ir {
+		ir[si] = make([][]float64, len(endpoints))
+	}
+	dumps := 0
+	for round := range s.rounds {
+		for si, sc := range scenarios {
+			for k := range endpoints {
+				ei := (k + round) % len(endpoints)
+				if err := exec.CommandContext(ctx, "callgrind_control", "-z", pid).Run(); err != nil {
+					return fmt.Errorf("callgrind_control -z: %w", err)
+				}
+				if err := send(base+endpoints[ei].path, tokensOf[si], s.instructions); err != nil {
+					return err
+				}
+				if err := exec.CommandContext(ctx, "callgrind_control", "-d", pid).Run(); err != nil {
+					return fmt.Errorf("callgrind_control -d: %w", err)
+				}
+				dumps++
+				total, err := callgrindTotal(filepath.Join(dir, "callgrind.out."+strconv.Itoa(dumps)))
+				if err != nil {
+					return err
+				}
+				v := float64(total) / float64(s.instructions)
+				ir[si][ei] = append(ir[si][ei], v)
+				fmt.Fprintf(os.Stderr, "round %d/%d  %-26s %-18s %10.0f instructions/request\n", round+1, s.rounds, sc.name, endpoints[ei].path, v)
+			}
+		}
+	}
+	printInstructions(os.Stdout, s, scenarios, ir)
+	return nil
+}
+
+// callgrindTotal reads the "totals:" line of a callgrind dump, waiting a
+// little for callgrind to finish writing it.
+func callgrindTotal(path string) (int64, error) {
+	for range 50 {
+		f, err := os.Open(path)
+		if err == nil {
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				if v, ok := strings.CutPrefix(sc.Text(), "totals: "); ok {
+					f.Close()
+					return strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+				}
+			}
+			f.Close()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return 0, fmt.Errorf("no totals in %s", path)
+}
+
+func printInstructions(w io.Writer, s settings, scenarios []scenario, ir [][][]float64) {
+	fmt.Fprintf(w, "\nTokens signed %s. Instructions executed by loadserver (callgrind) per request, %d requests on one kept-alive connection per run, %d rounds, endpoints interleaved.\n",
+		s.alg, s.instructions, s.rounds)
+	fmt.Fprintf(w, "Median over rounds [min–max]; the ratio columns are the unprotected endpoint's instructions ÷ the endpoint's (throughput-like: higher is cheaper).\n\n")
+	printHeader(w, "", "endpoint", " instructions/request", scenarios)
+	fmt.Fprintln(w)
+	for ei, ep := range endpoints {
+		fmt.Fprintf(w, "| %s |", ep.label)
+		for si := range scenarios {
+			v := ir[si][ei]
+			fmt.Fprintf(w, " %.0f [%.0f–%.0f] |", median(v), slices.Min(v), slices.Max(v))
+		}
+		fmt.Fprintln(w)
+	}
+	printHeader(w, "\n", "endpoint", ", unprotected ÷ endpoint", scenarios)
+	fmt.Fprintln(w)
+	for ei, ep := range endpoints {
+		fmt.Fprintf(w, "| %s |", ep.label)
+		for si := range scenarios {
+			ratios := make([]float64, s.rounds)
+			for r := range s.rounds {
+				ratios[r] = ir[si][0][r] / ir[si][ei][r]
+			}
+			fmt.Fprintf(w, " %.3f [%.3f–%.3f] |", median(ratios), slices.Min(ratios), slices.Max(ratios))
+		}
+		fmt.Fprintln(w)
+	}
+	ai := slices.IndexFunc(endpoints, func(e endpoint) bool { return e.path == "/tollgate-nocache" })
+	bi := slices.IndexFunc(endpoints, func(e endpoint) bool { return e.path == "/bare" })
+	if ai < 0 || bi < 0 {
+		return
+	}
+	printHeader(w, "\n", "ratio", "", scenarios)
+	fmt.Fprint(w, "\n| golang-jwt v5 + keyfunc v3 instructions ÷ Tollgate with the cache off (both a signature check per request; above 1: Tollgate cheaper) |")
+	for si := range scenarios {
+		ratios := make([]float64, s.rounds)
+		for r := range s.rounds {
+			ratios[r] = ir[si][bi][r] / ir[si][ai][r]
+		}
+		fmt.Fprintf(w, " %.3f [%.3f–%.3f] |", median(ratios), slices.Min(ratios), slices.Max(ratios))
+	}
+	fmt.Fprintln(w)
+}
