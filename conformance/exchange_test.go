@@ -312,24 +312,147 @@ func TestExchangeClient(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, cookies, _ := e.signIn(t)
-		if out := e.signOut(t, cookies); out["revoked"] != false {
-			t.Errorf("sign-out %v, want revoked false", out)
+		if out := e.signOut(t, cookies); out["revoked"] != false || out["revocation"] != "failed" {
+			t.Errorf("sign-out %v, want revoked false, revocation failed", out)
 		}
 		if e.tap.form("/revoke").Get("token") == "" {
 			t.Error("no revocation request was made")
 		}
-	}, partial("the failure is reported (revoked: false, and logged) while the local sign-out still goes ahead, as the person asked"))
+	}, partial("the failure is reported (revoked: false, revocation: failed, and logged) while the local sign-out still goes ahead, as the person asked"))
 
-	skipCase(t, "rfc8414-token-endpoint-must-be-absolute-https-url",
-		"differs: catalog expects an http:// token_endpoint to be refused, the exchange accepts any URL its OpenID Connect discovery returns (plain http serves development servers) (decision pending, issue 17)")
-	skipCase(t, "rfc6749-token-response-token-type-must-be-supported",
-		"differs: catalog expects a token answer with an unknown token_type (N_A) to be refused, the exchange accepts it (golang.org/x/oauth2, which parses the answer, does not check token_type) (decision pending, issue 17)")
-	skipCase(t, "rfc6749-token-response-expires-in-must-be-non-negative-integer",
-		"differs: catalog expects expires_in -1 to be refused, the exchange treats an expires_in that is not positive as absent (decision pending, issue 17)")
-	skipCase(t, "rfc7009-revocation-request-must-post-token-and-token-type-hint",
-		"differs: catalog expects the revocation of an access token with token_type_hint=access_token, the exchange's sign-out revokes the refresh token with token_type_hint=refresh_token (which ends its access tokens too) (decision pending, issue 17)")
-	skipCase(t, "rfc8414-revocation-endpoint-required-when-revocation-is-used",
-		"differs: catalog expects revoking without a revocation_endpoint to be an error, the exchange's sign-out then skips revocation and reports revoked: false (decision pending, issue 17)")
-	skipCase(t, "rfc8414-revocation-endpoint-must-be-absolute-https-url",
-		"differs: catalog expects an http:// revocation_endpoint to be refused, the exchange accepts any URL the discovery document names (decision pending, issue 17)")
+	// downgraded starts the exchange against an https issuer whose
+	// discovery document names field with plain http, and returns New's
+	// error; with field "" nothing is downgraded.
+	downgraded := func(t *testing.T, field string) error {
+		t.Helper()
+		return newExchangeAtTLS(t, func(doc map[string]any) {
+			if field != "" {
+				doc[field] = strings.Replace(doc[field].(string), "https://", "http://", 1)
+			}
+		})
+	}
+
+	runCase(t, "rfc8414-token-endpoint-must-be-absolute-https-url", func(t *testing.T) {
+		if err := downgraded(t, ""); err != nil {
+			t.Fatalf("New with https endpoints: %v", err)
+		}
+		err := downgraded(t, "token_endpoint")
+		if err == nil || !strings.Contains(err.Error(), "token_endpoint") || !strings.Contains(err.Error(), "https") {
+			t.Fatalf("New: %v, want an error naming token_endpoint", err)
+		}
+	}, noted("with an https ISSUER every endpoint of the discovery document must be https; only an http ISSUER (an operator's explicit choice, such as devidp on loopback) may name http endpoints"))
+
+	runCase(t, "rfc8414-revocation-endpoint-must-be-absolute-https-url", func(t *testing.T) {
+		if err := downgraded(t, ""); err != nil {
+			t.Fatalf("New with https endpoints: %v", err)
+		}
+		err := downgraded(t, "revocation_endpoint")
+		if err == nil || !strings.Contains(err.Error(), "revocation_endpoint") || !strings.Contains(err.Error(), "https") {
+			t.Fatalf("New: %v, want an error naming revocation_endpoint", err)
+		}
+	}, noted("with an https ISSUER every endpoint of the discovery document must be https; only an http ISSUER (an operator's explicit choice, such as devidp on loopback) may name http endpoints"))
+
+	runCase(t, "rfc6749-token-response-token-type-must-be-supported", func(t *testing.T) {
+		e, err := newExchangeEnv(t, tokenAnswer(func(b map[string]any) { b["token_type"] = "N_A" }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, cookies, body := e.signIn(t)
+		refused(t, status, cookies, body, "unsupported_token_type")
+	}, noted("checked through the exchange's authorization-code redemption; refresh answers are checked the same way. Only Bearer (any case) is used: the exchange sends no DPoP proofs, and an absent token_type is refused too (RFC 6749 §5.1 makes it REQUIRED)"))
+
+	runCase(t, "rfc6749-token-response-expires-in-must-be-non-negative-integer", func(t *testing.T) {
+		e, err := newExchangeEnv(t, tokenAnswer(func(b map[string]any) { b["expires_in"] = -1 }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		status, cookies, body := e.signIn(t)
+		refused(t, status, cookies, body, "invalid_expires_in")
+	}, noted("checked through the exchange's authorization-code redemption; refresh answers are checked the same way. 0 or an absent expires_in keep their meaning (the cookie lives an hour, or until the JWT's exp)"))
+
+	runCase(t, "rfc7009-revocation-request-must-post-token-and-token-type-hint", func(t *testing.T) {
+		e, err := newExchangeEnv(t, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, cookies, _ := e.signIn(t)
+		out := e.signOut(t, cookies)
+		if out["revoked"] != true || out["revocation"] != "ok" {
+			t.Errorf("sign-out %v, want revoked", out)
+		}
+		// The refresh token goes first; the last request is the access
+		// token's.
+		form := e.tap.form("/revoke")
+		if form.Get("token") != cookie(cookies, "access_token") || form.Get("token_type_hint") != "access_token" {
+			t.Errorf("last revocation request: hint %q, the access token %t; want the access token with token_type_hint=access_token",
+				form.Get("token_type_hint"), form.Get("token") == cookie(cookies, "access_token"))
+		}
+	}, noted("sign-out revokes the refresh token (token_type_hint=refresh_token), then the access token (token_type_hint=access_token), since RFC 7009 §2.1 only says a server SHOULD end a grant's access tokens with its refresh token"))
+
+	runCase(t, "rfc8414-revocation-endpoint-required-when-revocation-is-used", func(t *testing.T) {
+		e, err := newExchangeEnv(t, func(tap *asTap) {
+			tap.edit(meta, func(status int, body map[string]any) (int, map[string]any) {
+				delete(body, "revocation_endpoint")
+				return status, body
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, cookies, _ := e.signIn(t)
+		out := e.signOut(t, cookies)
+		if out["revocation"] != "no_revocation_endpoint" || out["revoked"] != false {
+			t.Errorf("sign-out %v, want revocation no_revocation_endpoint", out)
+		}
+		if e.tap.form("/revoke") != nil {
+			t.Error("a revocation request was sent")
+		}
+	}, partial("the missing endpoint is an error reported to the caller (revocation: no_revocation_endpoint in the sign-out answer, the metric, and a warning when the exchange starts); the local sign-out still goes ahead, as the person asked"))
+}
+
+// newExchangeAtTLS starts devidp and builds the exchange against an https
+// issuer: an httptest TLS server that serves devidp's discovery document as
+// its own (issuer and endpoints on its https URL), after edit. It returns
+// New's error.
+func newExchangeAtTLS(t *testing.T, edit func(doc map[string]any)) error {
+	t.Helper()
+	idp := devidptest.Start(t, devidp.Config{SigningKey: devidpKey()})
+	res, err := http.Get(idp.URL + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("devidp's discovery document: %d %v", res.StatusCode, err)
+	}
+	var ts *httptest.Server
+	ts = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		doc := map[string]any{}
+		if err := json.Unmarshal([]byte(strings.ReplaceAll(string(raw), idp.URL, ts.URL)), &doc); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		edit(doc)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(doc)
+	}))
+	t.Cleanup(ts.Close)
+	client := ts.Client()
+	client.Timeout = 10 * time.Second
+	ex, err := exchange.New(t.Context(), exchange.Config{
+		Issuer:          ts.URL,
+		ClientID:        exClientID,
+		ClientSecret:    exClientSecret,
+		RedirectURL:     "http://127.0.0.1:1/oauth-callback",
+		SessionSecret:   []byte("conformance-session-secret-0123456789abcdef"),
+		TodoAPIURL:      "http://127.0.0.1:1",
+		InsecureCookies: true,
+		HTTPClient:      client,
+		Logger:          slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err == nil {
+		_ = ex.Close()
+	}
+	return err
 }

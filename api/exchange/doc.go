@@ -10,7 +10,7 @@
 //	GET    /login[?returnTo=/path]  start a login; acr_values and max_age (RFC 9470 step-up) are passed on
 //	GET    /oauth-callback           finish it: check state and iss (RFC 9207), exchange the code, verify the ID token and nonce
 //	POST   /refreshtoken             refresh the access token cookie (needs X-CSRF: 1)
-//	DELETE /refreshtoken             sign out: revoke (RFC 7009), clear the cookies, answer the end-session URL (needs X-CSRF: 1)
+//	DELETE /refreshtoken             sign out: revoke the refresh, then the access token (RFC 7009), clear the cookies, answer the end-session URL and the revocation outcome (needs X-CSRF: 1)
 //	GET    /me                       who is signed in
 //	GET    /config.json              where the todo API is
 //	GET    /healthz, /metrics

@@ -178,6 +178,9 @@ func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
 	ctx := s.clientContext(r.Context())
 	start := time.Now()
 	tok, err := s.oauth.Exchange(ctx, code, oauth2.VerifierOption(tx.Verifier))
+	if err == nil {
+		err = checkTokenResponse(tok)
+	}
 	if err != nil {
 		result, errCode := classifyTokenError(err)
 		s.metrics.observeToken("authorization_code", result, start)
@@ -326,6 +329,10 @@ func classifyTokenError(err error) (result, code string) {
 	if se, ok := errors.AsType[*sharedGrantError](err); ok {
 		// Classified by the instance that ran the grant.
 		return se.result, se.code
+	}
+	if be, ok := errors.AsType[*badTokenResponse](err); ok {
+		// A 200 answer the exchange must not use (checkTokenResponse).
+		return "oauth_error", be.code
 	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {

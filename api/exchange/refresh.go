@@ -188,6 +188,12 @@ func (s *Server) grant(ctx context.Context, refreshToken string) (refreshResult,
 	defer cancel()
 	start := time.Now()
 	tok, err := s.oauth.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
+	if err == nil {
+		// Refused like any other unusable answer: 502, the cookies kept
+		// (the refresh token may still be good; with a rotating server it
+		// is spent, and the next refresh ends in invalid_grant).
+		err = checkTokenResponse(tok)
+	}
 	if err != nil {
 		result, _ := classifyTokenError(err)
 		s.metrics.observeToken("refresh_token", result, start)

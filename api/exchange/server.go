@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"time"
@@ -56,9 +57,12 @@ type Server struct {
 
 // metadata are the discovery fields beyond what go-oidc reads.
 type metadata struct {
-	RevocationEndpoint string   `json:"revocation_endpoint"`
-	EndSessionEndpoint string   `json:"end_session_endpoint"`
-	TokenAuthMethods   []string `json:"token_endpoint_auth_methods_supported"`
+	AuthorizationEndpoint string   `json:"authorization_endpoint"`
+	TokenEndpoint         string   `json:"token_endpoint"`
+	JWKSURI               string   `json:"jwks_uri"`
+	RevocationEndpoint    string   `json:"revocation_endpoint"`
+	EndSessionEndpoint    string   `json:"end_session_endpoint"`
+	TokenAuthMethods      []string `json:"token_endpoint_auth_methods_supported"`
 	// IssParameter is RFC 9207's authorization_response_iss_parameter_supported:
 	// when true, every authorization response must carry iss.
 	IssParameter bool `json:"authorization_response_iss_parameter_supported"`
@@ -129,6 +133,12 @@ func New(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if endpoint.AuthURL == "" || endpoint.TokenURL == "" {
 		return nil, fmt.Errorf("exchange: the discovery document of %q lacks authorization_endpoint or token_endpoint", cfg.Issuer)
 	}
+	if err := checkEndpoints(cfg.Issuer, meta); err != nil {
+		return nil, err
+	}
+	if meta.RevocationEndpoint == "" {
+		logger.Warn("the issuer's discovery document names no revocation_endpoint: sign-out cannot revoke tokens at this issuer (it still clears the cookies, and answers revocation: no_revocation_endpoint)", "issuer", cfg.Issuer)
+	}
 	style, method, err := chooseAuthStyle(cfg.ClientAuth, meta.TokenAuthMethods)
 	if err != nil {
 		return nil, err
@@ -194,6 +204,42 @@ func storeName(cfg Config) string {
 		return "given"
 	}
 	return store.Redacted(cfg.StoreURL)
+}
+
+// checkEndpoints refuses a transport downgrade from the discovery
+// document: every endpoint it names that the exchange uses
+// (authorization_endpoint, token_endpoint, revocation_endpoint,
+// end_session_endpoint, jwks_uri) must be an absolute https URL when ISSUER
+// is https. Only when ISSUER itself is http:// (an operator's explicit
+// choice, such as devidp on loopback) may the document name http://
+// endpoints. The exchange reads no userinfo_endpoint.
+func checkEndpoints(issuer string, meta metadata) error {
+	iu, err := url.Parse(issuer)
+	if err != nil {
+		return fmt.Errorf("exchange: ISSUER %q: %w", issuer, err)
+	}
+	allowHTTP := iu.Scheme == "http"
+	for _, f := range []struct{ name, value string }{
+		{"authorization_endpoint", meta.AuthorizationEndpoint},
+		{"token_endpoint", meta.TokenEndpoint},
+		{"revocation_endpoint", meta.RevocationEndpoint},
+		{"end_session_endpoint", meta.EndSessionEndpoint},
+		{"jwks_uri", meta.JWKSURI},
+	} {
+		if f.value == "" {
+			continue
+		}
+		u, err := url.Parse(f.value)
+		ok := err == nil && u.Host != "" && (u.Scheme == "https" || (allowHTTP && u.Scheme == "http"))
+		if ok {
+			continue
+		}
+		if allowHTTP {
+			return fmt.Errorf("exchange: the discovery document of %q names a %s that is not an absolute http(s) URL (%q)", issuer, f.name, f.value)
+		}
+		return fmt.Errorf("exchange: the discovery document of %q names a %s that is not an absolute https URL (%q): with an https ISSUER, every endpoint must be https (no transport downgrade)", issuer, f.name, f.value)
+	}
+	return nil
 }
 
 // chooseAuthStyle turns CLIENT_AUTH into an explicit oauth2.AuthStyle, never

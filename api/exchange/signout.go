@@ -12,38 +12,46 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// handleLogout signs out: it revokes the refresh token at the server (RFC
-// 7009) when there is one and the server has a revocation endpoint, clears
-// every cookie, and answers with the server's end-session URL. Two
-// different refresh cookies revoke nothing (the first may be a planted
+// handleLogout signs out: it revokes (RFC 7009) the refresh token, then the
+// access token of the access cookie, clears every cookie, and answers with
+// the server's end-session URL and the outcome of the revocation. Both
+// revocations go even though many servers end a grant's access tokens with
+// its refresh token: RFC 7009 §2.1 makes that a SHOULD, and the access
+// token must not outlive the sign-out on a server that does not. Two
+// different refresh or access cookies revoke nothing (one may be a planted
 // one, and revoking it would leave ours active); two different session
-// cookies give no id_token_hint.
+// cookies give no id_token_hint. The local sign-out always goes ahead: the
+// person asked for it.
+//
+// revocation in the answer (and exchange_logouts_total's label) is ok (every
+// revocation attempted answered 200), failed, none (nothing to revoke),
+// no_revocation_endpoint (tokens to revoke, but the discovery document names
+// no revocation_endpoint) or ambiguous_cookie; revoked is true only for ok.
 func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
-	revocation := "none"
-	amb := ambiguousCookies(r, s.names.refresh, s.names.session)
+	amb := ambiguousCookies(r, s.names.refresh, s.names.access, s.names.session)
 	if len(amb) > 0 {
 		s.logger.Warn("sign-out: two different cookies of one name (planted by another host of the site?); not using them", "cookies", amb)
 	}
-	if slices.Contains(amb, s.names.refresh) {
+	var revocation string
+	if slices.Contains(amb, s.names.refresh) || slices.Contains(amb, s.names.access) {
 		revocation = "ambiguous_cookie"
-	} else if rc, ok := s.openRefreshCookie(r); ok {
-		s.grace.forget(rc.Token)
-		if s.shared != nil {
-			if err := s.forgetShared(r.Context(), rc.Token); err != nil {
-				// Signing out still goes ahead: the revocation below ends
-				// the tokens at the server, and the cookies go.
-				s.logger.Error("sign-out: the shared store did not record it; other instances may hand out this session's last refresh result until its grace period ends", "error", err)
+	} else {
+		var targets []revocationTarget
+		if rc, ok := s.openRefreshCookie(r); ok {
+			s.grace.forget(rc.Token)
+			if s.shared != nil {
+				if err := s.forgetShared(r.Context(), rc.Token); err != nil {
+					// Signing out still goes ahead: the revocation below
+					// ends the tokens at the server, and the cookies go.
+					s.logger.Error("sign-out: the shared store did not record it; other instances may hand out this session's last refresh result until its grace period ends", "error", err)
+				}
 			}
+			targets = append(targets, revocationTarget{rc.Token, "refresh_token"})
 		}
-		if s.meta.RevocationEndpoint != "" {
-			if err := s.revoke(r.Context(), rc.Token); err != nil {
-				revocation = "failed"
-				// Signing out locally still goes ahead: the person asked to.
-				s.logger.Error("sign-out: revocation failed", "error", err)
-			} else {
-				revocation = "ok"
-			}
+		if at, ok := requestCookie(r, s.names.access); ok && at != "" {
+			targets = append(targets, revocationTarget{at, "access_token"})
 		}
+		revocation = s.revokeAll(r.Context(), targets)
 	}
 	var sess session
 	if v, ok := requestCookie(r, s.names.session); ok {
@@ -59,7 +67,34 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"end_session_url": s.endSessionURL(sess.IDToken),
 		"revoked":         revocation == "ok",
+		"revocation":      revocation,
 	})
+}
+
+// revocationTarget is a token to revoke and its token_type_hint.
+type revocationTarget struct{ token, hint string }
+
+// revokeAll revokes targets in order, every one even when one fails, all
+// within one HTTPTimeout, and returns the outcome for handleLogout.
+func (s *Server) revokeAll(ctx context.Context, targets []revocationTarget) string {
+	if len(targets) == 0 {
+		return "none"
+	}
+	if s.meta.RevocationEndpoint == "" {
+		s.logger.Error("sign-out: cannot revoke the tokens: the issuer names no revocation_endpoint")
+		return "no_revocation_endpoint"
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.HTTPTimeout)
+	defer cancel()
+	outcome := "ok"
+	for _, t := range targets {
+		if err := s.revoke(ctx, t.token, t.hint); err != nil {
+			outcome = "failed"
+			// Signing out locally still goes ahead: the person asked to.
+			s.logger.Error("sign-out: revocation failed", "token_type_hint", t.hint, "error", err)
+		}
+	}
+	return outcome
 }
 
 // endSessionURL is the server's end_session_endpoint with id_token_hint,
@@ -83,12 +118,11 @@ func (s *Server) endSessionURL(idToken string) string {
 	return u.String()
 }
 
-// revoke asks the server to revoke refreshToken (RFC 7009 §2.1), which also
-// ends the access tokens issued with it on servers that support that.
-func (s *Server) revoke(ctx context.Context, refreshToken string) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.HTTPTimeout)
-	defer cancel()
-	form := url.Values{"token": {refreshToken}, "token_type_hint": {"refresh_token"}}
+// revoke asks the server to revoke token (RFC 7009 §2.1), with hint as its
+// token_type_hint. Revoking a refresh token also ends the access tokens
+// issued with it on servers that support that.
+func (s *Server) revoke(ctx context.Context, token, hint string) error {
+	form := url.Values{"token": {token}, "token_type_hint": {hint}}
 	if s.oauth.Endpoint.AuthStyle == oauth2.AuthStyleInParams {
 		form.Set("client_id", s.cfg.ClientID)
 		form.Set("client_secret", s.cfg.ClientSecret)

@@ -158,3 +158,72 @@ func (s *Server) clearSessionCookies(w http.ResponseWriter, r *http.Request, tra
 		}
 	}
 }
+
+// badTokenResponse is a token endpoint answer of 200 that the exchange
+// refuses to use; code names the reason on the error page, in the log and
+// in the refresh answer.
+type badTokenResponse struct{ code, why string }
+
+func (e *badTokenResponse) Error() string { return e.code + ": " + e.why }
+
+// checkTokenResponse refuses a successful token answer the exchange must
+// not use (RFC 6749 §5.1):
+//
+//   - token_type must be Bearer, compared case-insensitively (RFC 6749
+//     §5.1, §7.1: a client must not use a token whose type it does not
+//     understand). The exchange sends no DPoP proofs, so a DPoP-bound token
+//     (token_type DPoP) is one it cannot use either. An absent token_type
+//     is refused too: §5.1 makes it REQUIRED, and devidp, Keycloak, Auth0,
+//     Okta, Entra ID and Hydra all send it. tok.TokenType is the raw field;
+//     Token.Type() would turn "" into "Bearer".
+//   - expires_in, when present, must be a non-negative integer (a JSON
+//     number or a numeric string, as some servers send) that fits in 64
+//     bits: -1, 1.5, "abc" or 1e30 are refused. 0 or an absent expires_in
+//     mean what they always have (the access cookie lives
+//     defaultAccessTokenAge, or until the JWT's exp).
+func checkTokenResponse(tok *oauth2.Token) error {
+	if !strings.EqualFold(tok.TokenType, "Bearer") {
+		why := "token_type " + strconv.Quote(truncate(tok.TokenType, 40)) + " is not Bearer"
+		if tok.TokenType == "" {
+			why = "the answer has no token_type"
+		}
+		return &badTokenResponse{code: "unsupported_token_type", why: why}
+	}
+	if !validExpiresIn(tok.Extra("expires_in")) {
+		return &badTokenResponse{code: "invalid_expires_in", why: "expires_in is not a non-negative integer"}
+	}
+	return nil
+}
+
+// validExpiresIn reports whether v, expires_in as Token.Extra gives it
+// (float64 or string from JSON; int64, float64 or string from a
+// form-encoded answer), is absent or a non-negative integer.
+func validExpiresIn(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case int64:
+		return v >= 0
+	case float64:
+		// JSON numbers arrive as float64: 2^63 and above do not fit.
+		return v >= 0 && v == math.Trunc(v) && v < math.MaxInt64
+	case json.Number:
+		n, err := v.Int64()
+		return err == nil && n >= 0
+	case string:
+		if v == "" {
+			return true // a form-encoded answer without expires_in
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		return err == nil && n >= 0
+	}
+	return false
+}
+
+// truncate cuts s to at most n bytes, for logs and pages.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}

@@ -225,8 +225,8 @@ func TestSignOut(t *testing.T) {
 		t.Fatalf("sign-out: %d %s", r.status, r.body)
 	}
 	body := r.json(t)
-	if body["revoked"] != true {
-		t.Errorf("revoked = %v", body["revoked"])
+	if body["revoked"] != true || body["revocation"] != "ok" {
+		t.Errorf("revoked = %v, revocation = %v", body["revoked"], body["revocation"])
 	}
 	e.checkCleared(t, r)
 	if names := b.cookieNamesAt(e.URL + refreshPath); len(names) != 0 {
@@ -238,8 +238,8 @@ func TestSignOut(t *testing.T) {
 	if e.refreshAccepted(rt) {
 		t.Error("devidp still accepts the refresh token")
 	}
-	if e.calls.count("/revoke") != 1 {
-		t.Errorf("%d revocation requests, want 1", e.calls.count("/revoke"))
+	if e.calls.count("/revoke") != 2 {
+		t.Errorf("%d revocation requests, want 2 (the refresh token, then the access token)", e.calls.count("/revoke"))
 	}
 
 	end, err := url.Parse(body["end_session_url"].(string))
@@ -304,7 +304,7 @@ func TestSignOutWithoutRefreshCookie(t *testing.T) {
 	body := r.json(t)
 	end, _ := url.Parse(body["end_session_url"].(string))
 	q := end.Query()
-	if body["revoked"] != false || q.Has("id_token_hint") || q.Get("client_id") != testClientID || q.Get("post_logout_redirect_uri") != e.URL+"/" {
+	if body["revoked"] != false || body["revocation"] != "none" || q.Has("id_token_hint") || q.Get("client_id") != testClientID || q.Get("post_logout_redirect_uri") != e.URL+"/" {
 		t.Errorf("answer %v", body)
 	}
 	e.checkCleared(t, r)
