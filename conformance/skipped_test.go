@@ -8,7 +8,6 @@ const (
 	noTokenExchange = "Tollgate offers no RFC 8693 token exchange as a client"
 	noClientCreds   = "Tollgate offers no client_credentials grant (it is a resource server, and its exchange a confidential client of the authorization-code grant)"
 	noOutboundDPoP  = "Tollgate offers no outbound DPoP (its exchange holds no DPoP key; authtest's proofs are a test helper)"
-	noAgentClaims   = "Tollgate offers no typed AuthPlane agent fields (an AuthPlane extension, no RFC); the claim is readable in principal.Principal.Claims"
 )
 
 // TestNotApplicable registers the cases that Tollgate does not exercise,
@@ -35,8 +34,6 @@ func TestNotApplicable(t *testing.T) {
 		{"rfc9449-generated-dpop-proof-should-include-exp", noOutboundDPoP},
 		{"rfc8707-client-credentials-multiple-resource-parameters-must-be-emitted", noClientCreds},
 		{"rfc6749-client-credentials-scopes-must-support-multiple-values", noClientCreds},
-		{"authplane-agent-id-must-be-exposed-as-first-class-field", noAgentClaims},
-		{"authplane-agent-chain-must-be-exposed-as-first-class-field", noAgentClaims},
 		{"rfc9449-dpop-grant-token-type-must-be-dpop", noOutboundDPoP + " (the case is client_credentials with DPoP)"},
 		{"rfc9449-dpop-proof-htu-must-strip-query-and-fragment", noOutboundDPoP},
 		{"rfc8693-token-exchange-response-must-contain-issued-token-type", noTokenExchange},

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
+	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
 // TestVerifier: the JWT access-token verifier cases (RFC 9068, RFC 8725,
@@ -245,8 +247,54 @@ func TestVerifier(t *testing.T) {
 		mustAccept(t, send(t, a, bearer(at(time.Hour, 15*time.Second))))
 	}, noted("ClockSkew set to the catalog's 30s; Tollgate's default is 60s"))
 
-	skipCase(t, "authplane-nbf-must-be-exposed-as-typed-field-on-verified-claims",
-		"Tollgate offers no typed not-before field on principal.Principal (an AuthPlane SDK field, no RFC requires it); nbf is checked and readable in Principal.Claims")
+	// The AuthPlane typed fields: Tollgate's typed view of any claim is
+	// principal.DecodeClaims into the caller's own struct, exact numbers
+	// included; an absent claim leaves the field's zero value.
+	type agentClaims struct {
+		AgentID    string   `json:"agent_id"`
+		AgentChain []string `json:"agent_chain"`
+		NotBefore  int64    `json:"nbf"`
+	}
+	typed := func(t *testing.T, edit func(jwt.MapClaims)) agentClaims {
+		t.Helper()
+		got := send(t, a, bearer(token(t, is, edit, nil)))
+		mustAccept(t, got)
+		var c agentClaims
+		if err := principal.DecodeClaims(got.principal, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	viaDecode := partial("typed through principal.DecodeClaims into the caller's struct (an AuthPlane extension claim; Principal has no built-in field for it)")
+
+	runCase(t, "authplane-agent-id-must-be-exposed-as-first-class-field", func(t *testing.T) {
+		if c := typed(t, func(c jwt.MapClaims) { c["agent_id"] = "research-agent" }); c.AgentID != "research-agent" {
+			t.Errorf("agent_id %q", c.AgentID)
+		}
+		if c := typed(t, nil); c.AgentID != "" {
+			t.Errorf("absent agent_id: %q, want empty", c.AgentID)
+		}
+	}, viaDecode)
+
+	runCase(t, "authplane-agent-chain-must-be-exposed-as-first-class-field", func(t *testing.T) {
+		chain := []string{"orchestrator", "research-agent", "summarizer"}
+		if c := typed(t, func(c jwt.MapClaims) { c["agent_chain"] = chain }); !slices.Equal(c.AgentChain, chain) {
+			t.Errorf("agent_chain %q, want %q", c.AgentChain, chain)
+		}
+		if c := typed(t, nil); len(c.AgentChain) != 0 {
+			t.Errorf("absent agent_chain: %q, want empty", c.AgentChain)
+		}
+	}, viaDecode)
+
+	runCase(t, "authplane-nbf-must-be-exposed-as-typed-field-on-verified-claims", func(t *testing.T) {
+		nbf := time.Now().Add(-time.Minute).Unix()
+		if c := typed(t, func(c jwt.MapClaims) { c["nbf"] = nbf }); c.NotBefore != nbf {
+			t.Errorf("nbf %d, want %d", c.NotBefore, nbf)
+		}
+		if c := typed(t, func(c jwt.MapClaims) { delete(c, "nbf") }); c.NotBefore != 0 {
+			t.Errorf("absent nbf: %d, want 0", c.NotBefore)
+		}
+	}, partial("typed through principal.DecodeClaims (exact integers); Principal has ExpiresAt but no built-in not-before field"))
 
 	runCase(t, "rfc6750-error-response-realm-should-be-included", func(t *testing.T) {
 		a := newAuthenticator(t, is, func(c *middleware.Config) { c.Profile = middleware.ProfileRFC9068; c.DPoP = middleware.DPoPAllowed })
