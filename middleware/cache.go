@@ -12,10 +12,10 @@ import (
 )
 
 // tokenKey is the SHA-256 of a token, computed without copying it, the same
-// key the introspection client's cache uses. A verified token's hash is
-// computed once, on the miss, for Principal.TokenHash and the logs; the
-// verified-token cache itself is looked up by a cheaper hash (see
-// verifiedCache.hash).
+// key the introspection client's cache uses. It names a refused token in
+// the logs; a token that passes is not hashed (Principal.TokenHash does it
+// when asked), and the verified-token cache itself is looked up by a
+// cheaper hash (see verifiedCache.hash).
 type tokenKey = introspection.TokenHash
 
 func keyOf(token string) tokenKey { return introspection.HashToken(token) }

@@ -41,10 +41,10 @@ func (a *Authenticator) accept(r *http.Request, p principal.Principal, src princ
 	return principal.Principal{}, err
 }
 
-// tokenHashAttr names p's token in a log line by the short hash withToken
-// gave it, so that a cache hit need not hash the token again.
+// tokenHashAttr names p's token in a log line by its short hash, computed
+// here: only a request that logs pays for it.
 func tokenHashAttr(p principal.Principal) slog.Attr {
-	return slog.String(introspection.TokenHashLogKey, p.TokenHash)
+	return slog.String(introspection.TokenHashLogKey, p.TokenHash())
 }
 
 // IsNoToken reports whether err from Authenticate means that the request

@@ -141,17 +141,16 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 		a.cfg.Logger.LogAttrs(r.Context(), levelFor(errSyntax), "request refused", reasonAttr(errSyntax), sourceAttr(src))
 		return p, false, src, dpop, errSyntax
 	}
-	// The token's SHA-256 names it in the logs and in Principal.TokenHash;
-	// computed on a miss only (a hit finds it in the cached principal).
-	key := keyOf(token)
+	// The token's SHA-256 names it in the logs of refusals only: a token
+	// that passes is not hashed (Principal.TokenHash hashes it when asked).
 	if a.useIntrospection(token) {
 		var until time.Time
 		p, until, err = a.intro.verify(r.Context(), token)
 		if err != nil {
-			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
+			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), keyOf(token).LogAttr(), errAttr(err))
 			return p, false, src, dpop, err
 		}
-		p, kept := a.withToken(p, token, key)
+		p, kept := a.withToken(p, token)
 		// Kept no longer than the introspection client keeps the answer,
 		// so revocation takes effect as its CacheTTL says; meanwhile a
 		// token seen again costs what a JWT does, one hash and a lookup.
@@ -164,10 +163,10 @@ func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, ca
 	}
 	p, err = a.jwt.verify(r.Context(), token)
 	if err != nil {
-		a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), key.LogAttr(), errAttr(err))
+		a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), keyOf(token).LogAttr(), errAttr(err))
 		return p, false, src, dpop, err
 	}
-	p, kept := a.withToken(p, token, key)
+	p, kept := a.withToken(p, token)
 	// The token's verification is cached, its binding with it; the proof
 	// is checked on every request, by checkBinding.
 	a.cache.put(kept, p, now)
@@ -249,14 +248,13 @@ func (a *Authenticator) checkProof(r *http.Request, p principal.Principal, token
 	return nil
 }
 
-// withToken gives a newly verified p its token, for RawToken, and the
-// token's hash, for logs. Both are set once, before p is cached, so that a
-// cache hit allocates nothing for them. With the cache on, the token is
+// withToken gives a newly verified p its token, for RawToken and
+// TokenHash. It is set once, before p is cached, so that a cache hit
+// allocates nothing for it. With the cache on, the token is
 // copied out of the request's header, whose whole string would otherwise
 // stay in memory as long as the cache entry; the copy is returned too, for
 // the entry. With it off, p lives no longer than the request: no copy.
-func (a *Authenticator) withToken(p principal.Principal, token string, key tokenKey) (principal.Principal, string) {
-	p.TokenHash = key.Short()
+func (a *Authenticator) withToken(p principal.Principal, token string) (principal.Principal, string) {
 	if a.cache != nil {
 		token = strings.Clone(token)
 	}

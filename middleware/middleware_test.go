@@ -19,6 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/tollgate-dev/tollgate/introspection"
 	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
 	"github.com/tollgate-dev/tollgate/middleware/principal"
@@ -94,7 +95,7 @@ func TestRequestShapes(t *testing.T) {
 				t.Fatalf("status = %d, want %d: %s", w.Code, tt.status, w.Body)
 			}
 			if tt.status == 200 {
-				if got.Subject != "alice" || got.Source != tt.source || !got.HasScope("read") || got.TokenHash == "" {
+				if got.Subject != "alice" || got.Source != tt.source || !got.HasScope("read") || got.TokenHash() != introspection.HashToken(got.RawToken()).Short() || got.RawToken() == "" {
 					t.Fatalf("principal = %+v", got)
 				}
 				return

@@ -16,7 +16,7 @@ import (
 const secretToken = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJl"
 
 func TestRawTokenNeverPrinted(t *testing.T) {
-	p := principal.Principal{Subject: "alice", TokenHash: "abc123", Scopes: []string{"read"}, Claims: map[string]any{"tenant": "claim-value-kept-private"}}.WithToken(secretToken)
+	p := principal.Principal{Subject: "alice", Scopes: []string{"read"}, Claims: map[string]any{"tenant": "claim-value-kept-private"}}.WithToken(secretToken)
 	if got := p.RawToken(); got != secretToken {
 		t.Fatalf("RawToken = %q, want the token", got)
 	}

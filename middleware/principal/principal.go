@@ -6,6 +6,8 @@
 package principal
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -74,8 +76,6 @@ type Principal struct {
 	Source Source
 	// ExpiresAt is the token's exp, the zero time when it has none.
 	ExpiresAt time.Time
-	// TokenHash is a short, non-reversible hash of the token, safe to log.
-	TokenHash string
 	// Binding says how the token is bound to its holder: BindingNone for
 	// a bearer token, BindingDPoP for a DPoP-bound one whose proof this
 	// request passed.
@@ -143,6 +143,20 @@ func (p Principal) HasAnyRole(roles ...string) bool {
 func (p Principal) WithToken(token string) Principal {
 	p.token = func() string { return token }
 	return p
+}
+
+// TokenHash names the token in logs without revealing it: the first 12
+// hex digits of its SHA-256, the token_sha256 of every Tollgate log line,
+// useless for replaying it; "" when p carries no token (see WithToken).
+// It is computed on each call, not by the middleware: a request that logs
+// nothing spends no hash on it.
+func (p Principal) TokenHash() string {
+	t := p.RawToken()
+	if t == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(t))
+	return hex.EncodeToString(sum[:6])
 }
 
 // RawToken returns the access token the request carried, for a call made
@@ -278,8 +292,8 @@ func (p Principal) LogValue() slog.Value {
 	if p.Source != "" {
 		attrs = append(attrs, slog.String("source", string(p.Source)))
 	}
-	if p.TokenHash != "" {
-		attrs = append(attrs, slog.String("token", p.TokenHash))
+	if h := p.TokenHash(); h != "" {
+		attrs = append(attrs, slog.String("token", h))
 	}
 	return slog.GroupValue(attrs...)
 }
@@ -289,9 +303,9 @@ func (p Principal) String() string {
 	var b strings.Builder
 	b.WriteString("sub=")
 	b.WriteString(p.Subject)
-	if p.TokenHash != "" {
+	if h := p.TokenHash(); h != "" {
 		b.WriteString(" token=")
-		b.WriteString(p.TokenHash)
+		b.WriteString(h)
 	}
 	return b.String()
 }
