@@ -37,7 +37,9 @@ func (a *Authenticator) extract(r *http.Request) (tok string, src principal.Sour
 	if r.URL != nil && r.URL.RawQuery != "" && r.URL.Query().Has("access_token") {
 		return "", "", false, errQuery
 	}
-	if hs := r.Header.Values("Authorization"); len(hs) > 0 {
+	// Indexed by the canonical name, as net/http stores it: Values would
+	// canonicalise the name again on every request.
+	if hs := r.Header[authorizationHeader]; len(hs) > 0 {
 		if len(hs) > 1 {
 			return "", "", false, errTwoHeaders
 		}
@@ -89,6 +91,9 @@ func (a *Authenticator) extract(r *http.Request) (tok string, src principal.Sour
 	}
 	return "", "", false, errNoToken
 }
+
+// authorizationHeader is the Authorization header's canonical name.
+const authorizationHeader = "Authorization"
 
 // splitDPoP returns the token of "DPoP <token>" (scheme case-insensitive)
 // and true, or false for another scheme.
