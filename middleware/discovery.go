@@ -21,7 +21,9 @@ import (
 // endpoints. Relative and non-http(s) URLs are refused. The rule covers
 // jwks_uri (New) and introspection_endpoint (IntrospectionURL), not the
 // endpoints an operator configures (Config.JWKSURL, an introspection
-// client's Endpoint).
+// client's Endpoint). Whatever its URL, a metadata or key request for an
+// https URL that redirects lead to plain http is refused: the answer
+// could be anyone's on the network path.
 type Metadata struct {
 	Issuer                string `json:"issuer"`
 	JWKSURI               string `json:"jwks_uri"`
@@ -147,6 +149,9 @@ func fetchMetadata(ctx context.Context, client *http.Client, loc string, timeout
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if err := checkNoDowngrade(req, resp); err != nil {
+		return nil, err
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: status %d", loc, resp.StatusCode)
 	}
@@ -162,4 +167,17 @@ func fetchMetadata(ctx context.Context, client *http.Client, loc string, timeout
 		return nil, fmt.Errorf("GET %s: not a metadata document: %w", loc, err)
 	}
 	return &md, nil
+}
+
+// checkNoDowngrade refuses the response to a request for an https URL
+// that redirects took to another scheme: an http.Client follows a
+// redirect from https to plain http (the default one does), and the
+// answer from there, metadata or keys, could be anyone's on the network
+// path. Only the response is refused: a metadata or key request carries
+// no secret.
+func checkNoDowngrade(req *http.Request, resp *http.Response) error {
+	if req.URL.Scheme == "https" && resp.Request != nil && resp.Request.URL.Scheme != "https" {
+		return fmt.Errorf("GET %s: redirected to plain http (%s); refused", req.URL, resp.Request.URL.Redacted())
+	}
+	return nil
 }
