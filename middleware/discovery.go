@@ -104,13 +104,10 @@ func discoverAt(ctx context.Context, client *http.Client, issuer string, timeout
 	if client == nil {
 		client = http.DefaultClient
 	}
-	u, err := url.Parse(issuer)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, "", fmt.Errorf("middleware: issuer %q is not an http(s) URL without query or fragment", issuer)
+	locs, err := metadataLocations(issuer)
+	if err != nil {
+		return nil, "", err
 	}
-	oidc := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
-	rfc8414 := u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.EscapedPath(), "/")
-	locs := []string{oidc, rfc8414}
 	if at != "" {
 		locs = []string{at}
 	}
@@ -132,6 +129,18 @@ func discoverAt(ctx context.Context, client *http.Client, issuer string, timeout
 	}
 	// One line: this error is what a program prints when it cannot start.
 	return nil, "", fmt.Errorf("middleware: discovery for issuer %q failed: %s", issuer, strings.Join(msgs, "; "))
+}
+
+// metadataLocations returns where Discover looks for issuer's metadata,
+// in its order: the OpenID Connect location, then the RFC 8414 one.
+func metadataLocations(issuer string) ([]string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("middleware: issuer %q is not an http(s) URL without query or fragment", issuer)
+	}
+	oidc := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+	rfc8414 := u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.EscapedPath(), "/")
+	return []string{oidc, rfc8414}, nil
 }
 
 func fetchMetadata(ctx context.Context, client *http.Client, loc string, timeout time.Duration) (*Metadata, error) {
