@@ -21,7 +21,9 @@ import (
 // endpoints. Relative and non-http(s) URLs are refused. The rule covers
 // jwks_uri (New) and introspection_endpoint (IntrospectionURL), not the
 // endpoints an operator configures (Config.JWKSURL, an introspection
-// client's Endpoint).
+// client's Endpoint). Whatever its URL, a metadata or key request for an
+// https URL that redirects lead to plain http is refused: the answer
+// could be anyone's on the network path.
 type Metadata struct {
 	Issuer                string `json:"issuer"`
 	JWKSURI               string `json:"jwks_uri"`
@@ -102,13 +104,10 @@ func discoverAt(ctx context.Context, client *http.Client, issuer string, timeout
 	if client == nil {
 		client = http.DefaultClient
 	}
-	u, err := url.Parse(issuer)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, "", fmt.Errorf("middleware: issuer %q is not an http(s) URL without query or fragment", issuer)
+	locs, err := metadataLocations(issuer)
+	if err != nil {
+		return nil, "", err
 	}
-	oidc := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
-	rfc8414 := u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.EscapedPath(), "/")
-	locs := []string{oidc, rfc8414}
 	if at != "" {
 		locs = []string{at}
 	}
@@ -132,6 +131,18 @@ func discoverAt(ctx context.Context, client *http.Client, issuer string, timeout
 	return nil, "", fmt.Errorf("middleware: discovery for issuer %q failed: %s", issuer, strings.Join(msgs, "; "))
 }
 
+// metadataLocations returns where Discover looks for issuer's metadata,
+// in its order: the OpenID Connect location, then the RFC 8414 one.
+func metadataLocations(issuer string) ([]string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("middleware: issuer %q is not an http(s) URL without query or fragment", issuer)
+	}
+	oidc := strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+	rfc8414 := u.Scheme + "://" + u.Host + "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.EscapedPath(), "/")
+	return []string{oidc, rfc8414}, nil
+}
+
 func fetchMetadata(ctx context.Context, client *http.Client, loc string, timeout time.Duration) (*Metadata, error) {
 	// A context, not the client's Timeout: the client may be the caller's,
 	// without one.
@@ -147,6 +158,9 @@ func fetchMetadata(ctx context.Context, client *http.Client, loc string, timeout
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if err := checkNoDowngrade(req, resp); err != nil {
+		return nil, err
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: status %d", loc, resp.StatusCode)
 	}
@@ -162,4 +176,17 @@ func fetchMetadata(ctx context.Context, client *http.Client, loc string, timeout
 		return nil, fmt.Errorf("GET %s: not a metadata document: %w", loc, err)
 	}
 	return &md, nil
+}
+
+// checkNoDowngrade refuses the response to a request for an https URL
+// that redirects took to another scheme: an http.Client follows a
+// redirect from https to plain http (the default one does), and the
+// answer from there, metadata or keys, could be anyone's on the network
+// path. Only the response is refused: a metadata or key request carries
+// no secret.
+func checkNoDowngrade(req *http.Request, resp *http.Response) error {
+	if req.URL.Scheme == "https" && resp.Request != nil && resp.Request.URL.Scheme != "https" {
+		return fmt.Errorf("GET %s: redirected to plain http (%s); refused", req.URL, resp.Request.URL.Redacted())
+	}
+	return nil
 }

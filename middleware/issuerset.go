@@ -167,13 +167,21 @@ func jwksURLOf(ctx context.Context, cfg *Config) (url, loc string, fromMetadata 
 
 // metadataFollower returns the rediscover of a key set whose URL is the
 // jwks_uri of cfg.Issuer's metadata, found at loc ("" when the caller gave
-// the metadata: the first re-read tries both locations, as Discover). It
-// reads that location again, and only that one, so that a key refresh
-// costs one metadata request. It is called inside the key set's merged
-// refresh only, one call at a time.
+// the metadata: the re-reads then try Discover's two locations in turn,
+// one per re-read, until one answers). It reads that location again, and
+// only that one, so that a key refresh costs one metadata request. It is
+// called inside the key set's merged refresh only, one call at a time.
 func metadataFollower(cfg *Config, loc string) func(context.Context) (string, error) {
+	tried := 0 // with loc "": the re-reads so far, which pick the location
 	return func(ctx context.Context) (string, error) {
-		md, found, err := discoverAt(ctx, cfg.HTTPClient, cfg.Issuer, cfg.HTTPTimeout, loc)
+		at := loc
+		if at == "" {
+			if locs, err := metadataLocations(cfg.Issuer); err == nil {
+				at = locs[tried%len(locs)]
+				tried++
+			}
+		}
+		md, found, err := discoverAt(ctx, cfg.HTTPClient, cfg.Issuer, cfg.HTTPTimeout, at)
 		if err != nil {
 			return "", err
 		}

@@ -170,6 +170,9 @@ func (s *keySource) fetch(ctx context.Context) error {
 		return err
 	}
 	defer resp.Body.Close()
+	if err := checkNoDowngrade(req, resp); err != nil {
+		return err
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: status %d", url, resp.StatusCode)
 	}
