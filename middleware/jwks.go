@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -128,7 +129,7 @@ func (s *keySource) refresh(ctx context.Context) error {
 			s.onRefresh(err)
 		}
 		if err != nil {
-			s.logger.Warn("jwks refresh failed", "url", s.URL(), "error", err, "keys_loaded", s.loaded.Load())
+			s.logger.Warn("jwks refresh failed", "url", redactURL(s.URL()), "error", err, "keys_loaded", s.loaded.Load())
 		}
 		return nil, err
 	})
@@ -148,19 +149,21 @@ func (s *keySource) follow(ctx context.Context) {
 	old := s.URL()
 	u, err := s.rediscover(ctx)
 	if err != nil {
-		s.logger.Warn("issuer metadata re-read failed; keeping jwks_uri", "issuer", s.issuer, "jwks_uri", old, "error", err)
+		s.logger.Warn("issuer metadata re-read failed; keeping jwks_uri", "issuer", s.issuer, "jwks_uri", redactURL(old), "error", err)
 		return
 	}
 	if u != old {
 		s.url.Store(&u)
-		s.logger.Info("jwks_uri changed in the issuer's metadata; fetching keys from it", "issuer", s.issuer, "old", old, "new", u)
+		s.logger.Info("jwks_uri changed in the issuer's metadata; fetching keys from it", "issuer", s.issuer, "old", redactURL(old), "new", redactURL(u))
 	}
 }
 
 func (s *keySource) fetch(ctx context.Context) error {
 	s.fetches.Add(1)
-	url := s.URL()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	raw := s.URL()
+	// url names the key set in errors and logs, without a password.
+	url := redactURL(raw)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, raw, nil)
 	if err != nil {
 		return err
 	}
@@ -301,4 +304,14 @@ func keyFits(alg string, key any) bool {
 		return ok
 	}
 	return false
+}
+
+// redactURL is raw for a log line, with the password of any user info
+// replaced (a key set behind HTTP Basic names its credentials in the URL).
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(not a URL)"
+	}
+	return u.Redacted()
 }
