@@ -80,11 +80,14 @@ bench:
 ## prints ratios to the unprotected endpoint and Tollgate's cache hit rate. DISTINCT lists the
 ## numbers of distinct tokens, one scenario each (e.g. DISTINCT=1000,10000,100000); PICK is how
 ## requests choose among them: cycle, uniform or zipf. ALG signs the tokens with RS256 (default),
-## PS256, ES256 or EdDSA; ENDPOINTS limits the paths (e.g. ENDPOINTS=/bare,/tollgate-nocache). A measurement, not a test: not part of make test.
+## PS256, ES256 or EdDSA; ENDPOINTS limits the paths (e.g. ENDPOINTS=/bare,/tollgate-nocache).
+## INSTRUCTIONS=N counts, instead of requests/s, the instructions the server executes per request
+## (N requests per run, under valgrind's callgrind: needs valgrind; e.g. INSTRUCTIONS=1000
+## DISTINCT=10). A measurement, not a test: not part of make test.
 ## bench/ is a module of its own, outside go.work, so its dependencies stay out of the library's.
 loadtest:
 	cd bench && GOWORK=off $(GO) build -o ../bin/loadserver ./cmd/loadserver && GOWORK=off $(GO) build -o ../bin/loadtest ./cmd/loadtest
-	bin/loadtest -server bin/loadserver -rounds $(ROUNDS) -duration $(DURATION) -distinct '$(DISTINCT)' -pick '$(PICK)' -alg '$(ALG)' $(if $(ENDPOINTS),-endpoints '$(ENDPOINTS)')
+	bin/loadtest -server bin/loadserver -rounds $(ROUNDS) -duration $(DURATION) -distinct '$(DISTINCT)' -pick '$(PICK)' -alg '$(ALG)' $(if $(ENDPOINTS),-endpoints '$(ENDPOINTS)') $(if $(INSTRUCTIONS),-instructions $(INSTRUCTIONS))
 
 ## fuzz: run every fuzz target for FUZZTIME each
 fuzz:
