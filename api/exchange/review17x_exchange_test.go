@@ -225,3 +225,65 @@ func TestReview17xTokenTypeCaseVariantMember(t *testing.T) {
 		})
 	}
 }
+
+// TestReview17xEndpointSpellings: spellings of a downgrade that url.Parse
+// might let through under an https ISSUER are refused; an upper-case HTTPS
+// scheme (url.Parse lowers it) is not a downgrade and is accepted.
+func TestReview17xEndpointSpellings(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		value string
+		ok    bool
+	}{
+		{"HTTP://127.0.0.1:9/x", false},
+		{"Http://127.0.0.1:9/x", false},
+		{"https:/127.0.0.1/x", false},
+		{"https:127.0.0.1/x", false},
+		{"https://user:pw@:443/x", false},
+		{" https://127.0.0.1/x", false},
+		{"https://127.0.0.1/x\n", false},
+		{"https:\\\\127.0.0.1\\x", false},
+		{"//127.0.0.1/x", false},
+		{"HTTPS://127.0.0.1:9/x", true},
+	} {
+		t.Run(strconv.Quote(tc.value), func(t *testing.T) {
+			t.Parallel()
+			_, err := newAt(t, discoveryServer(t, true, func(_ string, doc map[string]any) { doc["revocation_endpoint"] = tc.value }))
+			if tc.ok && err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			if !tc.ok && (err == nil || !strings.Contains(err.Error(), "revocation_endpoint")) {
+				t.Fatalf("New: %v, want an error naming revocation_endpoint", err)
+			}
+		})
+	}
+}
+
+// TestReview17xAmbiguousAccessCookieStillForgets: a second access cookie
+// (planted by another host of the site) keeps a sign-out from revoking,
+// but not from forgetting the session's refresh token: the refresh token
+// the last refresh replaced must not collect that refresh's result from the
+// grace cache after the sign-out, as it cannot after one without the
+// planted cookie.
+func TestReview17xAmbiguousAccessCookieStillForgets(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{})
+	n := e.ex.names
+	b := e.newBrowser()
+	b.login("alice", "")
+	old := n.refresh + "=" + b.cookieValue(n.refresh, refreshPath) + "; " + n.session + "=" + b.cookieValue(n.session, "/")
+	if r := b.do(http.MethodPost, refreshPath, "X-CSRF", "1"); r.status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", r.status, r.body)
+	}
+	cookies := n.access + "=planted; " + n.access + "=" + b.cookieValue(n.access, "/") + "; " +
+		n.refresh + "=" + b.cookieValue(n.refresh, refreshPath) + "; " + n.session + "=" + b.cookieValue(n.session, "/")
+	r := e.send(&http.Client{}, http.MethodDelete, refreshPath, "X-CSRF", "1", "Cookie", cookies)
+	if body := r.json(t); body["revocation"] != "ambiguous_cookie" {
+		t.Fatalf("sign-out: %d %v, want ambiguous_cookie", r.status, body)
+	}
+	r = e.send(&http.Client{}, http.MethodPost, refreshPath, "X-CSRF", "1", "Cookie", old)
+	if r.status != http.StatusUnauthorized {
+		t.Fatalf("the replaced refresh token after sign-out: %d %s, want 401", r.status, r.body)
+	}
+	e.checkCleared(t, r)
+}
