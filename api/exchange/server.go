@@ -209,10 +209,12 @@ func storeName(cfg Config) string {
 // checkEndpoints refuses a transport downgrade from the discovery
 // document: every endpoint it names that the exchange uses
 // (authorization_endpoint, token_endpoint, revocation_endpoint,
-// end_session_endpoint, jwks_uri) must be an absolute https URL when ISSUER
-// is https. Only when ISSUER itself is http:// (an operator's explicit
-// choice, such as devidp on loopback) may the document name http://
-// endpoints. The exchange reads no userinfo_endpoint.
+// end_session_endpoint, jwks_uri) must be an absolute https URL, with a
+// host name ("https://:443/x" has none: Go would dial this machine with
+// it), when ISSUER is https. Only when ISSUER itself is http:// (an
+// operator's explicit choice, such as devidp on loopback) may the document
+// name http:// endpoints, with a host name too. The exchange reads no
+// userinfo_endpoint.
 func checkEndpoints(issuer string, meta metadata) error {
 	iu, err := url.Parse(issuer)
 	if err != nil {
@@ -230,7 +232,7 @@ func checkEndpoints(issuer string, meta metadata) error {
 			continue
 		}
 		u, err := url.Parse(f.value)
-		ok := err == nil && u.Host != "" && (u.Scheme == "https" || (allowHTTP && u.Scheme == "http"))
+		ok := err == nil && u.Hostname() != "" && (u.Scheme == "https" || (allowHTTP && u.Scheme == "http"))
 		if ok {
 			continue
 		}

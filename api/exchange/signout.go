@@ -19,8 +19,9 @@ import (
 // its refresh token: RFC 7009 §2.1 makes that a SHOULD, and the access
 // token must not outlive the sign-out on a server that does not. Two
 // different refresh or access cookies revoke nothing (one may be a planted
-// one, and revoking it would leave ours active); two different session
-// cookies give no id_token_hint. The local sign-out always goes ahead: the
+// one, and revoking it would leave ours active), though a single refresh
+// cookie is still forgotten (grace cache and shared store); two different
+// session cookies give no id_token_hint. The local sign-out always goes ahead: the
 // person asked for it.
 //
 // revocation in the answer (and exchange_logouts_total's label) is ok (every
@@ -32,20 +33,27 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if len(amb) > 0 {
 		s.logger.Warn("sign-out: two different cookies of one name (planted by another host of the site?); not using them", "cookies", amb)
 	}
+	// One refresh cookie (requestCookie refuses two different ones) is
+	// forgotten even when the access cookie is ambiguous and nothing is
+	// revoked: forgetting only keeps a token from collecting a refresh
+	// result, which harms no one, planted or not.
+	rc, haveRefresh := s.openRefreshCookie(r)
+	if haveRefresh {
+		s.grace.forget(rc.Token)
+		if s.shared != nil {
+			if err := s.forgetShared(r.Context(), rc.Token); err != nil {
+				// Signing out still goes ahead: the revocation below ends
+				// the tokens at the server, and the cookies go.
+				s.logger.Error("sign-out: the shared store did not record it; other instances may hand out this session's last refresh result until its grace period ends", "error", err)
+			}
+		}
+	}
 	var revocation string
 	if slices.Contains(amb, s.names.refresh) || slices.Contains(amb, s.names.access) {
 		revocation = "ambiguous_cookie"
 	} else {
 		var targets []revocationTarget
-		if rc, ok := s.openRefreshCookie(r); ok {
-			s.grace.forget(rc.Token)
-			if s.shared != nil {
-				if err := s.forgetShared(r.Context(), rc.Token); err != nil {
-					// Signing out still goes ahead: the revocation below
-					// ends the tokens at the server, and the cookies go.
-					s.logger.Error("sign-out: the shared store did not record it; other instances may hand out this session's last refresh result until its grace period ends", "error", err)
-				}
-			}
+		if haveRefresh {
 			targets = append(targets, revocationTarget{rc.Token, "refresh_token"})
 		}
 		if at, ok := requestCookie(r, s.names.access); ok && at != "" {

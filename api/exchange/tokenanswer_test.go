@@ -287,6 +287,10 @@ func TestCheckTokenResponse(t *testing.T) {
 		{"N_A", nil, "unsupported_token_type"},
 	} {
 		extra := map[string]any{}
+		if tc.typ != "" {
+			// As oauth2 keeps it in the raw answer.
+			extra["token_type"] = tc.typ
+		}
 		if tc.expiresIn != nil {
 			extra["expires_in"] = tc.expiresIn
 		}

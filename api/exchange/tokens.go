@@ -96,9 +96,12 @@ func secondsClamped(secs float64, limit time.Duration) time.Duration {
 }
 
 // numberExtra reads a numeric field of the token response, written as a JSON
-// number or a numeric string (both are seen in the wild).
+// number or a numeric string (both are seen in the wild), or form-encoded
+// (Token.Extra gives an integer as int64).
 func numberExtra(tok *oauth2.Token, key string) (float64, bool) {
 	switch v := tok.Extra(key).(type) {
+	case int64:
+		return float64(v), true
 	case float64:
 		return v, !math.IsNaN(v)
 	case json.Number:
@@ -175,17 +178,28 @@ func (e *badTokenResponse) Error() string { return e.code + ": " + e.why }
 //     (token_type DPoP) is one it cannot use either. An absent token_type
 //     is refused too: §5.1 makes it REQUIRED, and devidp, Keycloak, Auth0,
 //     Okta, Entra ID and Hydra all send it. tok.TokenType is the raw field;
-//     Token.Type() would turn "" into "Bearer".
+//     Token.Type() would turn "" into "Bearer". The member named exactly
+//     token_type must be that Bearer: oauth2 reads a member whose name
+//     differs only in case ("TOKEN_TYPE") as token_type too, so
+//     {"token_type":"DPoP","TOKEN_TYPE":"Bearer"}, or a TOKEN_TYPE alone,
+//     is refused.
 //   - expires_in, when present, must be a non-negative integer (a JSON
 //     number or a numeric string, as some servers send) that fits in 64
 //     bits: -1, 1.5, "abc" or 1e30 are refused. 0 or an absent expires_in
 //     mean what they always have (the access cookie lives
 //     defaultAccessTokenAge, or until the JWT's exp).
 func checkTokenResponse(tok *oauth2.Token) error {
-	if !strings.EqualFold(tok.TokenType, "Bearer") {
-		why := "token_type " + strconv.Quote(truncate(tok.TokenType, 40)) + " is not Bearer"
-		if tok.TokenType == "" {
+	// tok.TokenType is what encoding/json put in oauth2's struct: the last
+	// member whose name matches token_type in any case ("TOKEN_TYPE" too).
+	// The member named exactly token_type must say the same.
+	raw, _ := tok.Extra("token_type").(string)
+	if raw != tok.TokenType || !strings.EqualFold(raw, "Bearer") {
+		why := "token_type " + strconv.Quote(truncate(raw, 40)) + " is not Bearer"
+		switch {
+		case raw == "":
 			why = "the answer has no token_type"
+		case raw != tok.TokenType:
+			why = "members named token_type in different cases disagree"
 		}
 		return &badTokenResponse{code: "unsupported_token_type", why: why}
 	}
