@@ -44,7 +44,7 @@ func newMetrics() *metrics {
 		}, []string{"outcome"}),
 		logouts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "exchange_logouts_total",
-			Help: "DELETE /refreshtoken by revocation result (the answer's revocation field): ok (the refresh token, then the access token, each revoked with 200), failed (a revocation attempted did not answer 200), none (nothing to revoke), no_revocation_endpoint (tokens to revoke, but the issuer names no revocation_endpoint), ambiguous_cookie (two different refresh or access cookies: none revoked).",
+			Help: "DELETE /refreshtoken by revocation result (the answer's revocation field): ok (the refresh token, then the access token, each revoked with 200), failed (a revocation attempted did not answer 200), none (nothing to revoke), no_revocation_endpoint (tokens to revoke, but the issuer names no revocation_endpoint), ambiguous_cookie (two different refresh or access cookies: no token of that kind revoked, the other kind still).",
 		}, []string{"revocation"}),
 		tokenCall: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "exchange_token_endpoint_duration_seconds",

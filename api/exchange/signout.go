@@ -18,10 +18,11 @@ import (
 // revocations go even though many servers end a grant's access tokens with
 // its refresh token: RFC 7009 §2.1 makes that a SHOULD, and the access
 // token must not outlive the sign-out on a server that does not. Two
-// different refresh or access cookies revoke nothing (one may be a planted
-// one, and revoking it would leave ours active), though a single refresh
-// cookie is still forgotten (grace cache and shared store); two different
-// session cookies give no id_token_hint. The local sign-out always goes ahead: the
+// different cookies of one kind, refresh or access, revoke no token of that
+// kind (one may be a planted one, and revoking it would leave ours active);
+// the other kind is still revoked, and a single refresh cookie forgotten
+// (grace cache and shared store); two different session cookies give no
+// id_token_hint. The local sign-out always goes ahead: the
 // person asked for it.
 //
 // revocation in the answer (and exchange_logouts_total's label) is ok (every
@@ -48,18 +49,23 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	var revocation string
-	if slices.Contains(amb, s.names.refresh) || slices.Contains(amb, s.names.access) {
-		revocation = "ambiguous_cookie"
-	} else {
-		var targets []revocationTarget
-		if haveRefresh {
-			targets = append(targets, revocationTarget{rc.Token, "refresh_token"})
-		}
+	// Each kind of token is revoked unless its cookie is ambiguous: a
+	// planted access cookie must not save the refresh token, nor the
+	// reverse. A single cookie of a kind is ours or, if ours is gone, a
+	// planted one, whose revocation harms only whoever planted it.
+	var targets []revocationTarget
+	if haveRefresh {
+		targets = append(targets, revocationTarget{rc.Token, "refresh_token"})
+	}
+	if !slices.Contains(amb, s.names.access) {
 		if at, ok := requestCookie(r, s.names.access); ok && at != "" {
 			targets = append(targets, revocationTarget{at, "access_token"})
 		}
-		revocation = s.revokeAll(r.Context(), targets)
+	}
+	revocation := s.revokeAll(r.Context(), targets)
+	if slices.Contains(amb, s.names.refresh) || slices.Contains(amb, s.names.access) {
+		// Not everything the browser holds was revoked.
+		revocation = "ambiguous_cookie"
 	}
 	var sess session
 	if v, ok := requestCookie(r, s.names.session); ok {
