@@ -1,7 +1,6 @@
 package middleware_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -20,7 +19,7 @@ func TestJWKSURLPasswordNeverLogged(t *testing.T) {
 		http.Error(w, "down", http.StatusInternalServerError)
 	}))
 	defer srv.Close()
-	var logs bytes.Buffer
+	var logs syncBuffer
 	u := strings.Replace(srv.URL, "http://", "http://reader:s3cret-pw@", 1) + "/jwks"
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

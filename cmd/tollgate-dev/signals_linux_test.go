@@ -223,13 +223,23 @@ func (d *dev) wantServersGone(t *testing.T) {
 	for pid, name := range d.children {
 		waitGone(t, name, pid, deadline)
 	}
+	// A port can be busy for a moment after its server is gone: another
+	// test running beside this one may hold it as the ephemeral source
+	// port of a connection. A server left listening holds it until the
+	// deadline.
 	for _, port := range d.ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			t.Errorf("port %d is still taken: %v", port, err)
-			continue
+		for {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+			if err == nil {
+				ln.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("port %d is still taken: %v", port, err)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		ln.Close()
 	}
 }
 
