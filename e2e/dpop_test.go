@@ -133,7 +133,8 @@ func jwtClaims(t *testing.T, token string) map[string]any {
 }
 
 // TestDPoPClient: a client with a DPoP key gets DPoP-bound tokens from the
-// devidp binary and does CRUD on the todo API binary (DPOP_MODE=required)
+// devidp binary and does CRUD on the todo API binary (DPOP_MODE=required,
+// TOKEN_PROFILE=rfc9068)
 // with a fresh proof per request; a replayed proof, a proof for another
 // method or URL, a proof of another key, a stripped proof and the token
 // sent as a bearer token are each refused with the error RFC 9449 §7.1
@@ -142,7 +143,9 @@ func TestDPoPClient(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the real programs: not in -short")
 	}
-	st := startStackEnv(t, "jwt", 0, []string{"DPOP_MODE=required"})
+	// TOKEN_PROFILE=rfc9068 too: devidp's tokens carry everything the
+	// strict profile asks (typ at+jwt, kid, every RFC 9068 §2.2 claim).
+	st := startStackEnv(t, "jwt", 0, []string{"DPOP_MODE=required", "TOKEN_PROFILE=rfc9068"})
 	key := authtest.NewDPoPKey(t, "ES256")
 	tok := dpopTokens(t, st, key)
 
