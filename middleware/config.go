@@ -31,13 +31,29 @@ const (
 
 // ParseMode reads a mode name as written in settings.
 func ParseMode(s string) (Mode, error) {
-	switch m := Mode(strings.ToLower(strings.TrimSpace(s))); m {
-	case "", ModeJWT:
-		return ModeJWT, nil
-	case ModeIntrospection, ModeHybrid:
-		return m, nil
+	return parseName(s, "mode", ModeJWT, ModeIntrospection, ModeHybrid)
+}
+
+// parseName reads the name of a setting's value as written in settings,
+// in any case and with surrounding space: "" is def; anything but def or
+// one of others is an error naming what and the values it takes.
+func parseName[T ~string](s, what string, def T, others ...T) (T, error) {
+	v := T(strings.ToLower(strings.TrimSpace(s)))
+	if v == "" || v == def {
+		return def, nil
 	}
-	return "", fmt.Errorf("middleware: unknown mode %q (want jwt, introspection or hybrid)", s)
+	if slices.Contains(others, v) {
+		return v, nil
+	}
+	want := string(def)
+	for i, o := range others {
+		if i == len(others)-1 {
+			want += " or " + string(o)
+		} else {
+			want += ", " + string(o)
+		}
+	}
+	return "", fmt.Errorf("middleware: unknown %s %q (want %s)", what, s, want)
 }
 
 // Profile says how strictly a JWT access token must follow RFC 9068.
@@ -69,13 +85,7 @@ const (
 // ParseProfile reads a profile name as written in settings; "" is
 // ProfileInteroperable.
 func ParseProfile(s string) (Profile, error) {
-	switch p := Profile(strings.ToLower(strings.TrimSpace(s))); p {
-	case "", ProfileInteroperable:
-		return ProfileInteroperable, nil
-	case ProfileRFC9068:
-		return p, nil
-	}
-	return "", fmt.Errorf("middleware: unknown profile %q (want interoperable or rfc9068)", s)
+	return parseName(s, "profile", ProfileInteroperable, ProfileRFC9068)
 }
 
 // Defaults for the zero values of Config.

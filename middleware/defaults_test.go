@@ -396,3 +396,28 @@ func TestIntrospectedIssAudLogged(t *testing.T) {
 		})
 	}
 }
+
+// TestParseNames: the settings' names parse in any case and with space
+// around them, "" is the default, and anything else is an error naming
+// the setting and every value it takes.
+func TestParseNames(t *testing.T) {
+	for _, tc := range []struct {
+		parse   func(string) (string, error)
+		in, out string
+		err     string
+	}{
+		{func(s string) (string, error) { m, err := middleware.ParseMode(s); return string(m), err }, " Hybrid ", "hybrid", ""},
+		{func(s string) (string, error) { m, err := middleware.ParseMode(s); return string(m), err }, "", "jwt", ""},
+		{func(s string) (string, error) { m, err := middleware.ParseMode(s); return string(m), err }, "jwks", "", `unknown mode "jwks" (want jwt, introspection or hybrid)`},
+		{func(s string) (string, error) { m, err := middleware.ParseDPoPMode(s); return string(m), err }, "REQUIRED", "required", ""},
+		{func(s string) (string, error) { m, err := middleware.ParseDPoPMode(s); return string(m), err }, "on", "", `unknown DPoP mode "on" (want disabled, allowed or required)`},
+		{func(s string) (string, error) { p, err := middleware.ParseProfile(s); return string(p), err }, "", "interoperable", ""},
+		{func(s string) (string, error) { p, err := middleware.ParseProfile(s); return string(p), err }, "RFC9068", "rfc9068", ""},
+		{func(s string) (string, error) { p, err := middleware.ParseProfile(s); return string(p), err }, "strict", "", `unknown profile "strict" (want interoperable or rfc9068)`},
+	} {
+		out, err := tc.parse(tc.in)
+		if out != tc.out || (err == nil) != (tc.err == "") || (err != nil && !strings.HasSuffix(err.Error(), tc.err)) {
+			t.Errorf("%q: %q %v, want %q %s", tc.in, out, err, tc.out, tc.err)
+		}
+	}
+}

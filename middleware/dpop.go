@@ -46,13 +46,7 @@ const (
 // ParseDPoPMode reads a DPoP mode as written in settings; "" is
 // DPoPDisabled.
 func ParseDPoPMode(s string) (DPoPMode, error) {
-	switch m := DPoPMode(strings.ToLower(strings.TrimSpace(s))); m {
-	case "", DPoPDisabled:
-		return DPoPDisabled, nil
-	case DPoPAllowed, DPoPRequired:
-		return m, nil
-	}
-	return "", fmt.Errorf("middleware: unknown DPoP mode %q (want disabled, allowed or required)", s)
+	return parseName(s, "DPoP mode", DPoPDisabled, DPoPAllowed, DPoPRequired)
 }
 
 // Defaults of the DPoP settings.
