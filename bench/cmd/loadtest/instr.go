@@ -163,8 +163,7 @@ func printInstructions(w io.Writer, s settings, scenarios []scenario, ir [][][]f
 	for ei, ep := range endpoints {
 		fmt.Fprintf(w, "| %s |", ep.label)
 		for si := range scenarios {
-			v := ir[si][ei]
-			fmt.Fprintf(w, " %.0f [%.0f–%.0f] |", median(v), slices.Min(v), slices.Max(v))
+			fmt.Fprint(w, spread("%.0f", ir[si][ei]))
 		}
 		fmt.Fprintln(w)
 	}
@@ -173,11 +172,7 @@ func printInstructions(w io.Writer, s settings, scenarios []scenario, ir [][][]f
 	for ei, ep := range endpoints {
 		fmt.Fprintf(w, "| %s |", ep.label)
 		for si := range scenarios {
-			ratios := make([]float64, s.rounds)
-			for r := range s.rounds {
-				ratios[r] = ir[si][0][r] / ir[si][ei][r]
-			}
-			fmt.Fprintf(w, " %.3f [%.3f–%.3f] |", median(ratios), slices.Min(ratios), slices.Max(ratios))
+			fmt.Fprint(w, spread("%.3f", ratios(ir[si][0], ir[si][ei])))
 		}
 		fmt.Fprintln(w)
 	}
@@ -189,11 +184,7 @@ func printInstructions(w io.Writer, s settings, scenarios []scenario, ir [][][]f
 	printHeader(w, "\n", "ratio", "", scenarios)
 	fmt.Fprint(w, "\n| golang-jwt v5 + keyfunc v3 instructions ÷ Tollgate with the cache off (both a signature check per request; above 1: Tollgate cheaper) |")
 	for si := range scenarios {
-		ratios := make([]float64, s.rounds)
-		for r := range s.rounds {
-			ratios[r] = ir[si][bi][r] / ir[si][ai][r]
-		}
-		fmt.Fprintf(w, " %.3f [%.3f–%.3f] |", median(ratios), slices.Min(ratios), slices.Max(ratios))
+		fmt.Fprint(w, spread("%.3f", ratios(ir[si][bi], ir[si][ai])))
 	}
 	fmt.Fprintln(w)
 }

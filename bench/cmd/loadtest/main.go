@@ -494,6 +494,21 @@ func median(v []float64) float64 {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
+// ratios is num ÷ den round by round.
+func ratios(num, den []float64) []float64 {
+	out := make([]float64, len(num))
+	for r := range num {
+		out[r] = num[r] / den[r]
+	}
+	return out
+}
+
+// spread is a table cell: the median of v over the rounds and its
+// [min–max], each formatted with verb.
+func spread(verb string, v []float64) string {
+	return fmt.Sprintf(" "+verb+" ["+verb+"–"+verb+"] |", median(v), slices.Min(v), slices.Max(v))
+}
+
 // printVersus prints, when both paths were measured, a row of requests/s
 // of path a ÷ path b in the same round and scenario: the comparison the
 // table's ratios to the unprotected endpoint only give at one remove.
@@ -506,11 +521,7 @@ func printVersus(w io.Writer, s settings, scenarios []scenario, rps [][][]float6
 	printHeader(w, "\n", "ratio", "", scenarios)
 	fmt.Fprintf(w, "\n| %s |", label)
 	for si := range scenarios {
-		ratios := make([]float64, s.rounds)
-		for r := range s.rounds {
-			ratios[r] = rps[si][ai][r] / rps[si][bi][r]
-		}
-		fmt.Fprintf(w, " %.2f [%.2f–%.2f] |", median(ratios), slices.Min(ratios), slices.Max(ratios))
+		fmt.Fprint(w, spread("%.2f", ratios(rps[si][ai], rps[si][bi])))
 	}
 	fmt.Fprintln(w)
 }
@@ -543,11 +554,7 @@ func printTable(w io.Writer, s settings, scenarios []scenario, rps, hits [][][]f
 	for ei, ep := range endpoints {
 		fmt.Fprintf(w, "| %s |", ep.label)
 		for si := range scenarios {
-			ratios := make([]float64, s.rounds)
-			for r := range s.rounds {
-				ratios[r] = rps[si][ei][r] / rps[si][0][r]
-			}
-			fmt.Fprintf(w, " %.2f [%.2f–%.2f] |", median(ratios), slices.Min(ratios), slices.Max(ratios))
+			fmt.Fprint(w, spread("%.2f", ratios(rps[si][ei], rps[si][0])))
 		}
 		fmt.Fprintln(w)
 	}
@@ -559,8 +566,7 @@ func printTable(w io.Writer, s settings, scenarios []scenario, rps, hits [][][]f
 	for ei, ep := range endpoints {
 		fmt.Fprintf(w, "| `%s` |", ep.path)
 		for si := range scenarios {
-			v := rps[si][ei]
-			fmt.Fprintf(w, " %.0f [%.0f–%.0f] |", median(v), slices.Min(v), slices.Max(v))
+			fmt.Fprint(w, spread("%.0f", rps[si][ei]))
 		}
 		fmt.Fprintln(w)
 	}
@@ -573,8 +579,7 @@ func printTable(w io.Writer, s settings, scenarios []scenario, rps, hits [][][]f
 		}
 		fmt.Fprintf(w, "| `%s` |", ep.path)
 		for si := range scenarios {
-			v := hits[si][ei]
-			fmt.Fprintf(w, " %.1f [%.1f–%.1f] |", median(v), slices.Min(v), slices.Max(v))
+			fmt.Fprint(w, spread("%.1f", hits[si][ei]))
 		}
 		fmt.Fprintln(w)
 	}
