@@ -8,7 +8,8 @@
 //	/tollgate          Tollgate's middleware, defaults (verified-token cache on)
 //	/tollgate-nocache  Tollgate with CacheSize: middleware.Off
 //
-// and, unprotected, /stats: how many requests each Tollgate path
+// each served at its name padded with '-' to one length (internal/route),
+// so that routing costs them alike; and, unprotected, /stats: how many requests each Tollgate path
 // authenticated and how many of them its verified-token cache answered
 // (counted through Config.OnOutcome), as JSON, so that the load test can
 // report the cache's hit rate next to its throughput.
@@ -55,6 +56,7 @@ import (
 	"github.com/auth0/go-jwt-middleware/v3/validator"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/tollgate-dev/tollgate/bench/internal/route"
 	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
 )
@@ -123,19 +125,19 @@ func run(addr, dir, alg string, distinct []int, maxLifetime time.Duration) error
 	defer cancel()
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /none", handler)
+	mux.Handle("GET "+route.Path("/none"), handler)
 
 	bare, err := bareJWT(ctx, jwksURL, is.URL, alg)
 	if err != nil {
 		return fmt.Errorf("bare: %w", err)
 	}
-	mux.Handle("GET /bare", bare)
+	mux.Handle("GET "+route.Path("/bare"), bare)
 
 	auth0, err := auth0JWT(jwksURL, is.URL, alg)
 	if err != nil {
 		return fmt.Errorf("auth0: %w", err)
 	}
-	mux.Handle("GET /auth0", auth0)
+	mux.Handle("GET "+route.Path("/auth0"), auth0)
 
 	stats := map[string]*counts{"/tollgate": {}, "/tollgate-nocache": {}}
 	cached, err := middleware.New(ctx, middleware.Config{Issuer: is.URL, Audiences: []string{authtest.Audience}, JWKSURL: jwksURL,
@@ -143,14 +145,14 @@ func run(addr, dir, alg string, distinct []int, maxLifetime time.Duration) error
 	if err != nil {
 		return fmt.Errorf("tollgate: %w", err)
 	}
-	mux.Handle("GET /tollgate", cached.Require(handler))
+	mux.Handle("GET "+route.Path("/tollgate"), cached.Require(handler))
 
 	uncached, err := middleware.New(ctx, middleware.Config{Issuer: is.URL, Audiences: []string{authtest.Audience}, JWKSURL: jwksURL, CacheSize: middleware.Off,
 		Algorithms: []string{alg}, OnOutcome: stats["/tollgate-nocache"].add})
 	if err != nil {
 		return fmt.Errorf("tollgate-nocache: %w", err)
 	}
-	mux.Handle("GET /tollgate-nocache", uncached.Require(handler))
+	mux.Handle("GET "+route.Path("/tollgate-nocache"), uncached.Require(handler))
 
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
 		out := make(map[string]Counts, len(stats))

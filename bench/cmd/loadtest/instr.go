@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/bench/internal/route"
 )
 
 // Instruction counts: with -instructions N, loadserver runs under
@@ -95,7 +97,7 @@ func runInstructions(ctx context.Context, s settings) error {
 		}
 		// Warm-up: keys fetched, caches filled, connection open.
 		for _, ep := range endpoints {
-			if err := send(base+ep.path, tokensOf[si], len(tokensOf[si])+10); err != nil {
+			if err := send(base+route.Path(ep.path), tokensOf[si], len(tokensOf[si])+10); err != nil {
 				return fmt.Errorf("warm-up: %w", err)
 			}
 		}
@@ -113,7 +115,7 @@ func runInstructions(ctx context.Context, s settings) error {
 				if err := exec.CommandContext(ctx, "callgrind_control", "-z", pid).Run(); err != nil {
 					return fmt.Errorf("callgrind_control -z: %w", err)
 				}
-				if err := send(base+endpoints[ei].path, tokensOf[si], s.instructions); err != nil {
+				if err := send(base+route.Path(endpoints[ei].path), tokensOf[si], s.instructions); err != nil {
 					return err
 				}
 				if err := exec.CommandContext(ctx, "callgrind_control", "-d", pid).Run(); err != nil {

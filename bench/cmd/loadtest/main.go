@@ -50,6 +50,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/tollgate-dev/tollgate/bench/internal/route"
 )
 
 // endpoint is one of loadserver's paths.
@@ -190,7 +192,7 @@ func run(ctx context.Context, s settings) error {
 	// round 1.
 	for _, sc := range scenarios {
 		for _, ep := range endpoints {
-			if _, err := load(ctx, base+ep.path, sc, time.Second); err != nil {
+			if _, err := load(ctx, base+route.Path(ep.path), sc, time.Second); err != nil {
 				return fmt.Errorf("warm-up %s, %s: %w", ep.path, sc.name, err)
 			}
 		}
@@ -213,7 +215,7 @@ func run(ctx context.Context, s settings) error {
 				if err != nil {
 					return err
 				}
-				v, err := load(ctx, base+path, sc, s.duration)
+				v, err := load(ctx, base+route.Path(path), sc, s.duration)
 				if err != nil {
 					return fmt.Errorf("round %d %s, %s: %w", round+1, path, sc.name, err)
 				}
