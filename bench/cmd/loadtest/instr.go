@@ -47,25 +47,13 @@ func runInstructions(ctx context.Context, s settings) error {
 			return fmt.Errorf("-instructions needs %s (apt-get install valgrind): %w", tool, err)
 		}
 	}
-	dir, err := os.MkdirTemp("", "tollgate-instr-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	base, srv, err := startServer(ctx, s, dir)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		_ = srv.Process.Kill()
-		_ = srv.Wait()
-	}()
-	pid := strconv.Itoa(srv.Process.Pid)
+	return withServer(ctx, s, func(dir, base string, pid int) error { return countInstructions(ctx, s, dir, base, strconv.Itoa(pid)) })
+}
 
-	scenarios := []scenario{{"one token", "one.txt"}}
-	for _, n := range s.counts {
-		scenarios = append(scenarios, scenario{fmt.Sprintf("%d distinct tokens (cycle)", n), fmt.Sprintf("many-%d.txt", n)})
-	}
+// countInstructions is runInstructions with the server started under
+// callgrind, whose PID is pid.
+func countInstructions(ctx context.Context, s settings, dir, base, pid string) error {
+	scenarios := scenariosOf(s, "cycle")
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true}, Timeout: time.Minute}
 	send := func(url string, tokens []string, n int) error {
 		for i := range n {

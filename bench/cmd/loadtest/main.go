@@ -161,13 +161,16 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, s settings) error {
+// withServer starts loadserver (startServer) with its tokens in a
+// temporary directory, runs f with that directory, the server's base URL
+// and its PID, and then kills the server by its PID and removes the
+// directory, whatever happened.
+func withServer(ctx context.Context, s settings, f func(dir, base string, pid int) error) error {
 	dir, err := os.MkdirTemp("", "tollgate-loadtest-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-
 	base, srv, err := startServer(ctx, s, dir)
 	if err != nil {
 		return err
@@ -177,11 +180,26 @@ func run(ctx context.Context, s settings) error {
 		_ = srv.Process.Kill()
 		_ = srv.Wait()
 	}()
+	return f(dir, base, srv.Process.Pid)
+}
 
+// scenariosOf is one token, then each number of distinct tokens in
+// s.counts chosen the way pick says.
+func scenariosOf(s settings, pick string) []scenario {
 	scenarios := []scenario{{"one token", "one.txt"}}
 	for _, n := range s.counts {
-		scenarios = append(scenarios, scenario{fmt.Sprintf("%d distinct tokens (%s)", n, s.pick), fmt.Sprintf("many-%d.txt", n)})
+		scenarios = append(scenarios, scenario{fmt.Sprintf("%d distinct tokens (%s)", n, pick), fmt.Sprintf("many-%d.txt", n)})
 	}
+	return scenarios
+}
+
+func run(ctx context.Context, s settings) error {
+	return withServer(ctx, s, func(dir, base string, _ int) error { return runLoad(ctx, s, dir, base) })
+}
+
+// runLoad is run with the server started.
+func runLoad(ctx context.Context, s settings, dir, base string) error {
+	scenarios := scenariosOf(s, s.pick)
 	load, err := newLoader(s, dir)
 	if err != nil {
 		return err
