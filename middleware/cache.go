@@ -24,7 +24,10 @@ func keyOf(token string) tokenKey { return introspection.HashToken(token) }
 // the cache (a new answer for the same token is a new entry), so a hit may
 // read it after releasing the lock; only used changes, atomically.
 type cacheEntry struct {
-	p       principal.Principal
+	// ps is the Principal as each source presents it (Source, per
+	// request, is the one field that differs), so that a hit hands on a
+	// pointer into the entry: see sourceIndex.
+	ps      [2]principal.Principal
 	expires time.Time
 	// token is the token itself (the same string as p's RawToken): a hit
 	// is an entry whose token equals the request's, so two tokens whose
@@ -104,27 +107,54 @@ func newVerifiedCache(max int, maxAge time.Duration) *verifiedCache {
 	return &verifiedCache{seed: maphash.MakeSeed(), entries: make(map[uint64]*cacheEntry, min(max, 1024)), max: max, maxAge: maxAge}
 }
 
-// hash is the key of token in entries.
-func (c *verifiedCache) hash(token string) uint64 { return maphash.String(c.seed, token) }
+// hashTail is how many of a token's last bytes its key in entries is
+// computed from. A JWT ends in its signature (43 to 683 characters of
+// base64url), an opaque token in random characters or a MAC: its last 64
+// bytes tell live tokens apart as well as the whole token does, and a
+// hit then hashes 64 bytes instead of every byte of a token of a few
+// hundred to a few thousand (an RS256 token's hash was a sixth of a hit).
+// Nothing rests on the key being unique: a hit also compares the whole
+// token, so tokens that share their tail only share a key, the later
+// entry replacing the earlier. Only tokens that passed verification are
+// stored, and nobody can mint a signed token ending in a victim's
+// signature; the seed keeps anyone from aiming at a 64-bit collision.
+const hashTail = 64
 
-// get returns the principal cached for token, unless it expired by now.
-func (c *verifiedCache) get(token string, now time.Time) (principal.Principal, bool) {
+// hash is the key of token in entries: a seeded maphash of its tail.
+func (c *verifiedCache) hash(token string) uint64 {
+	if len(token) > hashTail {
+		token = token[len(token)-hashTail:]
+	}
+	return maphash.String(c.seed, token)
+}
+
+// sourceIndex is src's index in cacheEntry.ps.
+func sourceIndex(src principal.Source) int {
+	if src == principal.SourceCookie {
+		return 1
+	}
+	return 0
+}
+
+// get returns the principal cached for token, as src presents it, unless
+// it expired by now. It is the entry's own: read it, never change it.
+func (c *verifiedCache) get(token string, src principal.Source, now time.Time) (*principal.Principal, bool) {
 	if c == nil {
-		return principal.Principal{}, false
+		return nil, false
 	}
 	h := c.hash(token)
 	c.mu.RLock()
 	e, ok := c.entries[h]
 	c.mu.RUnlock()
 	if !ok || e.token != token || !now.Before(e.expires) {
-		return principal.Principal{}, false
+		return nil, false
 	}
 	// Load first: a hot entry's bit is already set, and a store on every
 	// hit would bounce its cache line between cores.
 	if !e.used.Load() {
 		e.used.Store(true)
 	}
-	return e.p, true
+	return &e.ps[sourceIndex(src)], true
 }
 
 // put caches p, the caller token proves, for the cache's maximum age at
@@ -154,7 +184,8 @@ func (c *verifiedCache) putUntil(token string, p principal.Principal, now, until
 		return
 	}
 	h := c.hash(token)
-	e := &cacheEntry{p: p, expires: expires, token: token, hash: h}
+	e := &cacheEntry{ps: [2]principal.Principal{p, p}, expires: expires, token: token, hash: h}
+	e.ps[0].Source, e.ps[1].Source = principal.SourceHeader, principal.SourceCookie
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch old, ok := c.entries[h]; {

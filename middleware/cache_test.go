@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,16 +20,16 @@ func TestVerifiedCacheBounded(t *testing.T) {
 		}
 	}
 	// The newest entry survives the eviction that made room for it.
-	if _, ok := c.get("999", now); !ok {
+	if _, ok := c.lookup("999", now); !ok {
 		t.Fatal("newest entry evicted")
 	}
 	// Entries end at the earlier of exp and the maximum age.
 	c.put("short", principal.Principal{Subject: "s", ExpiresAt: now.Add(time.Second)}, now)
-	if _, ok := c.get("short", now.Add(2*time.Second)); ok {
+	if _, ok := c.lookup("short", now.Add(2*time.Second)); ok {
 		t.Fatal("entry outlived its exp")
 	}
 	c.put("long", principal.Principal{Subject: "s", ExpiresAt: now.Add(time.Hour)}, now)
-	if _, ok := c.get("long", now.Add(2*time.Minute)); ok {
+	if _, ok := c.lookup("long", now.Add(2*time.Minute)); ok {
 		t.Fatal("entry outlived the maximum age")
 	}
 	// An already expired token is not stored.
@@ -39,7 +40,7 @@ func TestVerifiedCacheBounded(t *testing.T) {
 	}
 	var disabled *verifiedCache = newVerifiedCache(-1, time.Minute)
 	disabled.put("x", principal.Principal{Subject: "s"}, now)
-	if _, ok := disabled.get("x", now); ok || disabled.len() != 0 {
+	if _, ok := disabled.lookup("x", now); ok || disabled.len() != 0 {
 		t.Fatal("disabled cache answered")
 	}
 }
@@ -62,7 +63,7 @@ func TestVerifiedCacheEviction(t *testing.T) {
 		return c
 	}
 	has := func(c *verifiedCache, name string, at time.Time) bool {
-		p, ok := c.get(name, at)
+		p, ok := c.lookup(name, at)
 		if ok && p.Subject != name {
 			t.Fatalf("entry %q answered with subject %q", name, p.Subject)
 		}
@@ -136,7 +137,7 @@ func TestVerifiedCacheEviction(t *testing.T) {
 		{name: "a token verified again replaces its entry, evicting nothing", runs: 1, run: func(t *testing.T) {
 			c := fill()
 			c.put("42", principal.Principal{Subject: "42", Scopes: []string{"new"}, ExpiresAt: now.Add(time.Hour)}, now)
-			if p, ok := c.get("42", now); !ok || len(p.Scopes) != 1 {
+			if p, ok := c.lookup("42", now); !ok || len(p.Scopes) != 1 {
 				t.Fatalf("entry not replaced: %+v, %v", p, ok)
 			}
 			for i := range size {
@@ -193,7 +194,7 @@ func TestVerifiedCacheConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range 5000 {
 				name := fmt.Sprint((i*7 + g*13) % (3 * size))
-				if p, ok := c.get(name, now); ok {
+				if p, ok := c.lookup(name, now); ok {
 					if p.Subject != name {
 						t.Errorf("asked for %q, got %q", name, p.Subject)
 						return
@@ -226,7 +227,7 @@ func BenchmarkVerifiedCacheGet(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		i := 0
 		for pb.Next() {
-			if _, ok := c.get(keys[i%len(keys)], now); !ok {
+			if _, ok := c.lookup(keys[i%len(keys)], now); !ok {
 				b.Error("miss")
 				return
 			}
@@ -251,14 +252,56 @@ func TestVerifiedCacheTellsCollidingTokensApart(t *testing.T) {
 	c.entries[e.hash] = e
 	c.mu.Unlock()
 
-	if p, ok := c.get("token-b", now); ok {
+	if p, ok := c.lookup("token-b", now); ok {
 		t.Fatalf("token-b was answered with token-a's entry (subject %q)", p.Subject)
 	}
 	c.put("token-b", principal.Principal{Subject: "b", ExpiresAt: now.Add(time.Hour)}, now)
-	if p, ok := c.get("token-b", now); !ok || p.Subject != "b" {
+	if p, ok := c.lookup("token-b", now); !ok || p.Subject != "b" {
 		t.Fatalf("token-b after put: %q, %v", p.Subject, ok)
 	}
 	if n := c.len(); n != 1 {
 		t.Fatalf("%d entries, want 1: the colliding entry is replaced", n)
 	}
+}
+
+// TestVerifiedCacheTokensSharingTheirTail: the key is a hash of a token's
+// last hashTail bytes only, so tokens that end alike share it (the test
+// checks they do); the comparison with the whole token keeps them apart,
+// whatever the order of puts and gets.
+func TestVerifiedCacheTokensSharingTheirTail(t *testing.T) {
+	now := time.Now()
+	tail := strings.Repeat("t", hashTail)
+	a, b := "alice."+tail, "bob."+tail
+	c := newVerifiedCache(10, time.Hour)
+	if c.hash(a) != c.hash(b) {
+		t.Fatal("tokens with the same last hashTail bytes have different keys: the test no longer makes them collide")
+	}
+	if c.hash(a) == c.hash("x"+tail[1:]+"y") {
+		t.Fatal("the last byte does not reach the key")
+	}
+	for i := range 4 {
+		tok, sub, other := a, "alice", b
+		if i%2 == 1 {
+			tok, sub, other = b, "bob", a
+		}
+		if p, ok := c.lookup(tok, now); ok {
+			t.Fatalf("round %d: %s answered with %q before its put", i, sub, p.Subject)
+		}
+		c.put(tok, principal.Principal{Subject: sub, ExpiresAt: now.Add(time.Hour)}, now)
+		if p, ok := c.lookup(tok, now); !ok || p.Subject != sub {
+			t.Fatalf("round %d: %s after put: %q, %v", i, sub, p.Subject, ok)
+		}
+		if p, ok := c.lookup(other, now); ok {
+			t.Fatalf("round %d: the other token was answered with %q", i, p.Subject)
+		}
+	}
+}
+
+// lookup is get for a header-borne token, by value.
+func (c *verifiedCache) lookup(token string, now time.Time) (principal.Principal, bool) {
+	p, ok := c.get(token, principal.SourceHeader, now)
+	if !ok {
+		return principal.Principal{}, false
+	}
+	return *p, true
 }

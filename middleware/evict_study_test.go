@@ -52,9 +52,9 @@ const studyTokenLifetime = 15 * time.Minute
 const studyWarmup = 1_000_000
 
 // cachePolicy is what the study needs of a candidate cache: the signatures
-// of verifiedCache.
+// of verifiedCache (lookup, by value, for get).
 type cachePolicy interface {
-	get(token string, now time.Time) (principal.Principal, bool)
+	lookup(token string, now time.Time) (principal.Principal, bool)
 	put(token string, p principal.Principal, now time.Time)
 	len() int
 }
@@ -71,7 +71,7 @@ type keyedPolicy interface {
 // 32 bytes of a tokenKey, so the key is the token itself.
 type byKey struct{ keyedPolicy }
 
-func (b byKey) get(token string, now time.Time) (principal.Principal, bool) {
+func (b byKey) lookup(token string, now time.Time) (principal.Principal, bool) {
 	return b.keyedPolicy.get(tokenKey([]byte(token)), now)
 }
 
@@ -184,7 +184,7 @@ func BenchmarkEviction(b *testing.B) {
 						now := clk.at(i)
 						k, exp := clk.token(rq, now)
 						tok := string(k[:])
-						if _, ok := c.get(tok, now); ok {
+						if _, ok := c.lookup(tok, now); ok {
 							return true, !rq.flood
 						}
 						c.put(tok, principal.Principal{Subject: "s", ExpiresAt: exp}, now)

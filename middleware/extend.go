@@ -10,19 +10,15 @@ import (
 	"github.com/tollgate-dev/tollgate/middleware/principal"
 )
 
-// accept finishes a caller that passed the built-in checks, fresh or from
-// the cache: it adds what is per request (the source) and runs
-// Config.ValidateClaims.
-func (a *Authenticator) accept(r *http.Request, p principal.Principal, src principal.Source) (principal.Principal, error) {
-	// The token for RawToken came with p from verify or the cache: setting
-	// it here would cost an allocation on every cache hit.
-	p.Source = src
+// accept runs Config.ValidateClaims on a caller that passed the built-in
+// checks, fresh or from the cache, its Source already the request's.
+func (a *Authenticator) accept(r *http.Request, p principal.Principal) error {
 	if a.cfg.ValidateClaims == nil {
-		return p, nil
+		return nil
 	}
 	verr := a.cfg.ValidateClaims(r.Context(), p)
 	if verr == nil {
-		return p, nil
+		return nil
 	}
 	var err *authError
 	switch {
@@ -37,8 +33,8 @@ func (a *Authenticator) accept(r *http.Request, p principal.Principal, src princ
 	}
 	// The function's own text goes to the log only: it may say more about
 	// the application's rules than a client should learn.
-	a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), tokenHashAttr(p), subjectAttr(p), errAttr(verr))
-	return principal.Principal{}, err
+	a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(p.Source), tokenHashAttr(p), subjectAttr(p), errAttr(verr))
+	return err
 }
 
 // tokenHashAttr names p's token in a log line by its short hash, computed
@@ -91,7 +87,7 @@ func (a *Authenticator) WriteError(w http.ResponseWriter, r *http.Request, err e
 // as none, so a client learns its token is bad.
 func (a *Authenticator) Optional(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := a.Authenticate(r)
+		p, err := a.authenticateShared(r)
 		switch {
 		case IsNoToken(err):
 			next.ServeHTTP(w, r)
@@ -99,7 +95,7 @@ func (a *Authenticator) Optional(next http.Handler) http.Handler {
 			a.WriteError(w, r, err)
 		default:
 			a.setNextDPoPNonce(w, p)
-			next.ServeHTTP(w, r.WithContext(principal.With(r.Context(), p)))
+			next.ServeHTTP(w, r.WithContext(principal.WithShared(r.Context(), p)))
 		}
 	})
 }

@@ -95,6 +95,9 @@ func (a *Authenticator) extract(r *http.Request) (tok string, src principal.Sour
 // authorizationHeader is the Authorization header's canonical name.
 const authorizationHeader = "Authorization"
 
+// bearerPrefix is the usual start of a Bearer Authorization header.
+const bearerPrefix = "Bearer "
+
 // splitDPoP returns the token of "DPoP <token>" (scheme case-insensitive)
 // and true, or false for another scheme.
 func splitDPoP(h string) (string, bool) {
@@ -129,6 +132,17 @@ func parseBearer(h string) (string, error) {
 
 // splitBearer is parseBearer without the check of the token's alphabet.
 func splitBearer(h string) (string, error) {
+	// The spelling nearly every client sends, answered without the
+	// general path's search and case folding (a sixth of a cache hit's
+	// own cost went to them); the result is the same.
+	if len(h) > len(bearerPrefix) && h[:len(bearerPrefix)] == bearerPrefix && h[len(bearerPrefix)] != ' ' {
+		return h[len(bearerPrefix):], nil
+	}
+	return splitScheme(h)
+}
+
+// splitScheme is splitBearer for any spelling of the scheme.
+func splitScheme(h string) (string, error) {
 	scheme, rest, _ := strings.Cut(h, " ")
 	if !asciiEqualFold(scheme, "bearer") {
 		if isToken68Scheme(scheme) {

@@ -15,10 +15,16 @@ import (
 )
 
 func FuzzParseBearer(f *testing.F) {
-	for _, s := range []string{"Bearer a.b.c", "bearer x", "Basic x", "Bearer a b", "Bearer", "Bearer ", "Bearer  x==", "Bearer =", "", strings.Repeat(".", 1<<12), "Bearer\tx", "Bearer é"} {
+	for _, s := range []string{"Bearer a.b.c", "bearer x", "Basic x", "Bearer a b", "Bearer", "Bearer ", "Bearer  x==", "Bearer =", "", strings.Repeat(".", 1<<12), "Bearer\tx", "Bearer é", "Bearer  ", "Bearer x y", "BEARER x"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, h string) {
+		// splitBearer's shortcut for "Bearer " answers as the general path.
+		fast, ferr := splitBearer(h)
+		slow, serr := splitScheme(h)
+		if fast != slow || ferr != serr {
+			t.Fatalf("splitBearer(%q) = %q, %v; the general path says %q, %v", h, fast, ferr, slow, serr)
+		}
 		tok, err := parseBearer(h)
 		if err != nil {
 			if tok != "" {

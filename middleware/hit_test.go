@@ -2,7 +2,9 @@ package middleware_test
 
 import (
 	"net/http"
+	"runtime"
 	"testing"
+	"unsafe"
 
 	"github.com/tollgate-dev/tollgate/middleware"
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
@@ -10,8 +12,9 @@ import (
 )
 
 // TestCacheHitAllocations: a cache hit allocates only the request's new
-// context and r.WithContext's copy of the request, for a locally verified
-// token and an introspected one alike (both sit in the same cache).
+// context, which points at the Principal in the cache entry, and
+// r.WithContext's copy of the request, for a locally verified token and an
+// introspected one alike (both sit in the same cache).
 func TestCacheHitAllocations(t *testing.T) {
 	is := authtest.NewIssuer(t)
 	jwtAuth := mustAuthenticator(t, is, nil)
@@ -42,6 +45,25 @@ func TestCacheHitAllocations(t *testing.T) {
 			}
 			if raw != tc.token {
 				t.Error("RawToken on a cache hit is not the request's token")
+			}
+			// The Principal stays in the cache entry: what a hit allocates
+			// is the request's copy and a context holding a pointer, not
+			// a copy of the Principal. The least of a few tries, so that
+			// another goroutine's allocation cannot fail the test.
+			limit := uint64(unsafe.Sizeof(http.Request{})) + 64
+			least := ^uint64(0)
+			for range 3 {
+				const n = 1000
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				for range n {
+					h.ServeHTTP(w, r)
+				}
+				runtime.ReadMemStats(&after)
+				least = min(least, (after.TotalAlloc-before.TotalAlloc)/n)
+			}
+			if least > limit {
+				t.Errorf("a cache hit allocates %d bytes, want at most %d (the request copy and a context holding a pointer)", least, limit)
 			}
 		})
 	}

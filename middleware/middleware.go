@@ -101,6 +101,17 @@ func (a *Authenticator) Ready(context.Context) error {
 // package's sentinels; pass them to the Authenticator's WriteError. It
 // calls Config.OnOutcome once, with the result.
 func (a *Authenticator) Authenticate(r *http.Request) (principal.Principal, error) {
+	p, err := a.authenticateShared(r)
+	if p == nil {
+		return principal.Principal{}, err
+	}
+	return *p, nil
+}
+
+// authenticateShared is Authenticate returning the Principal by pointer,
+// nil with an error: on a cache hit it is the cache entry's, for
+// principal.WithShared, so that Require copies nothing.
+func (a *Authenticator) authenticateShared(r *http.Request) (*principal.Principal, error) {
 	p, cached, src, dpop, err := a.authenticate(r)
 	if err != nil {
 		var ae *authError
@@ -114,67 +125,76 @@ func (a *Authenticator) Authenticate(r *http.Request) (principal.Principal, erro
 	if a.cfg.OnOutcome != nil {
 		a.cfg.OnOutcome(Outcome{Reason: Reason(err), Cached: cached, Source: string(src), Err: err})
 	}
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
-func (a *Authenticator) authenticate(r *http.Request) (p principal.Principal, cached bool, src principal.Source, dpop bool, err error) {
+// authenticate is authenticateShared without the outcome's report; p is
+// nil when err is not.
+func (a *Authenticator) authenticate(r *http.Request) (p *principal.Principal, cached bool, src principal.Source, dpop bool, err error) {
 	token, src, dpop, err := a.extract(r)
 	if err != nil {
 		if !errors.Is(err, ErrNoToken) {
 			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "request refused", reasonAttr(err), sourceAttr(src))
 		}
-		return p, false, src, dpop, err
+		return nil, false, src, dpop, err
 	}
 	now := a.cfg.Now()
-	if p, ok := a.cache.get(token, now); ok {
+	if p, ok := a.cache.get(token, src, now); ok {
 		// A bearer token with DPoP off or allowed skips the binding check:
 		// one comparison, nothing allocated.
 		if p.JKT != "" || dpop || a.cfg.DPoP == DPoPRequired || hasProof(r) {
-			if err := a.checkBinding(r, p, token, dpop, now); err != nil {
-				return principal.Principal{}, true, src, dpop, err
+			if err := a.checkBinding(r, *p, token, dpop, now); err != nil {
+				return nil, true, src, dpop, err
 			}
 		}
-		p, err = a.accept(r, p, src)
-		return p, true, src, dpop, err
+		if err := a.accept(r, *p); err != nil {
+			return nil, true, src, dpop, err
+		}
+		return p, true, src, dpop, nil
 	}
 	if !isB64Token(token) {
 		a.cfg.Logger.LogAttrs(r.Context(), levelFor(errSyntax), "request refused", reasonAttr(errSyntax), sourceAttr(src))
-		return p, false, src, dpop, errSyntax
+		return nil, false, src, dpop, errSyntax
 	}
 	// The token's SHA-256 names it in the logs of refusals only: a token
 	// that passes is not hashed (Principal.TokenHash hashes it when asked).
+	var fresh principal.Principal
 	if a.useIntrospection(token) {
 		var until time.Time
-		p, until, err = a.intro.verify(r.Context(), token)
+		fresh, until, err = a.intro.verify(r.Context(), token)
 		if err != nil {
 			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), keyOf(token).LogAttr(), errAttr(err))
-			return p, false, src, dpop, err
+			return nil, false, src, dpop, err
 		}
-		p, kept := a.withToken(p, token)
+		var kept string
+		fresh, kept = a.withToken(fresh, token)
 		// Kept no longer than the introspection client keeps the answer,
 		// so revocation takes effect as its CacheTTL says; meanwhile a
 		// token seen again costs what a JWT does, one hash and a lookup.
-		a.cache.putUntil(kept, p, now, until)
-		if err := a.checkBinding(r, p, token, dpop, now); err != nil {
-			return principal.Principal{}, false, src, dpop, err
+		a.cache.putUntil(kept, fresh, now, until)
+	} else {
+		fresh, err = a.jwt.verify(r.Context(), token)
+		if err != nil {
+			a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), keyOf(token).LogAttr(), errAttr(err))
+			return nil, false, src, dpop, err
 		}
-		p, err = a.accept(r, p, src)
-		return p, false, src, dpop, err
+		var kept string
+		fresh, kept = a.withToken(fresh, token)
+		// The token's verification is cached, its binding with it; the
+		// proof is checked on every request, by checkBinding.
+		a.cache.put(kept, fresh, now)
 	}
-	p, err = a.jwt.verify(r.Context(), token)
-	if err != nil {
-		a.cfg.Logger.LogAttrs(r.Context(), levelFor(err), "token refused", reasonAttr(err), sourceAttr(src), keyOf(token).LogAttr(), errAttr(err))
-		return p, false, src, dpop, err
+	if err := a.checkBinding(r, fresh, token, dpop, now); err != nil {
+		return nil, false, src, dpop, err
 	}
-	p, kept := a.withToken(p, token)
-	// The token's verification is cached, its binding with it; the proof
-	// is checked on every request, by checkBinding.
-	a.cache.put(kept, p, now)
-	if err := a.checkBinding(r, p, token, dpop, now); err != nil {
-		return principal.Principal{}, false, src, dpop, err
+	fresh.Source = src
+	if err := a.accept(r, fresh); err != nil {
+		return nil, false, src, dpop, err
 	}
-	p, err = a.accept(r, p, src)
-	return p, false, src, dpop, err
+	return &fresh, false, src, dpop, nil
 }
 
 // hasProof reports whether r carries a DPoP header. The header is looked
@@ -266,13 +286,13 @@ func (a *Authenticator) withToken(p principal.Principal, token string) (principa
 // the Principal in their context.
 func (a *Authenticator) Require(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := a.Authenticate(r)
+		p, err := a.authenticateShared(r)
 		if err != nil {
 			a.WriteError(w, r, err)
 			return
 		}
 		a.setNextDPoPNonce(w, p)
-		next.ServeHTTP(w, r.WithContext(principal.With(r.Context(), p)))
+		next.ServeHTTP(w, r.WithContext(principal.WithShared(r.Context(), p)))
 	})
 }
 

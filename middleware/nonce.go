@@ -94,7 +94,7 @@ func (a *Authenticator) DPoPNonce() string {
 
 // setNextDPoPNonce gives an accepted DPoP request the nonce for its next
 // proof (RFC 9449 §8.2), when nonces are on.
-func (a *Authenticator) setNextDPoPNonce(w http.ResponseWriter, p principal.Principal) {
+func (a *Authenticator) setNextDPoPNonce(w http.ResponseWriter, p *principal.Principal) {
 	if p.Binding == principal.BindingDPoP && a.dpop != nil && a.dpop.nonces != nil {
 		w.Header().Set(DPoPNonceHeader, a.DPoPNonce())
 	}

@@ -3,6 +3,7 @@ package principal_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -100,4 +101,34 @@ func TestWithNilParentPanicsLikeWithValue(t *testing.T) {
 	}()
 	//lint:ignore SA1012 the nil parent is the point of the test
 	principal.With(nil, principal.Principal{Subject: "alice"})
+}
+
+// TestWithShared: the context refers to the caller's Principal rather than
+// a copy of it (the middleware's cache entry), From still hands out a copy,
+// a nil Principal carries no caller, the context prints as With's does,
+// and a nil parent panics as With's does.
+func TestWithShared(t *testing.T) {
+	shared := &principal.Principal{Subject: "alice", Scopes: []string{"read"}}
+	ctx := principal.WithShared(context.Background(), shared)
+	p, ok := principal.From(ctx)
+	if !ok || p.Subject != "alice" || !p.HasScope("read") {
+		t.Fatalf("From = %v, %v", p, ok)
+	}
+	p.Subject = "mallory"
+	if again, _ := principal.From(ctx); again.Subject != "alice" || shared.Subject != "alice" {
+		t.Fatalf("changing From's result reached the shared Principal: %q, %q", again.Subject, shared.Subject)
+	}
+	if got, want := fmt.Sprint(ctx), fmt.Sprint(principal.With(context.Background(), *shared)); got != want {
+		t.Errorf("WithShared's context prints %q, With's %q", got, want)
+	}
+	if p, ok := principal.From(principal.WithShared(context.Background(), nil)); ok || p.Subject != "" {
+		t.Fatalf("a nil Principal: From = %v, %v", p, ok)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("WithShared(nil, …) did not panic")
+		}
+	}()
+	//lint:ignore SA1012 the nil parent is the point of the test
+	principal.WithShared(nil, shared)
 }
