@@ -29,7 +29,7 @@ type cacheEntry struct {
 	// pointer into the entry: see sourceIndex.
 	ps      [2]principal.Principal
 	expires time.Time
-	// token is the token itself (the same string as p's RawToken): a hit
+	// token is the token itself (the same string as ps's RawToken): a hit
 	// is an entry whose token equals the request's, so two tokens whose
 	// hashes collide can never be taken for each other.
 	token string
@@ -82,10 +82,11 @@ type cacheEntry struct {
 // with the least life left. With introspection both run: an answer is kept
 // here no longer than the client keeps it (putUntil).
 //
-// Entries are found by a 64-bit maphash of the token with a seed of this
-// cache's, then compared with the token itself: a hit costs a hash of a
-// few hundred bytes (tens of nanoseconds) where the SHA-256 cost ten times
-// more, half the middleware's time on a hit under load. The seed is
+// Entries are found by a 64-bit maphash, with a seed of this cache's, of
+// the token's last 64 bytes (all of it for an introspected token: see
+// hashTail), then compared with the token itself: a hit costs a hash of 64
+// bytes (nanoseconds) where the SHA-256 of the whole token cost a hundred
+// times more, half the middleware's time on a hit under load. The seed is
 // random, so no caller can choose tokens that collide; if two did, the
 // token comparison keeps them apart and the later simply replaces the
 // earlier.
@@ -107,25 +108,39 @@ func newVerifiedCache(max int, maxAge time.Duration) *verifiedCache {
 	return &verifiedCache{seed: maphash.MakeSeed(), entries: make(map[uint64]*cacheEntry, min(max, 1024)), max: max, maxAge: maxAge}
 }
 
-// hashTail is how many of a token's last bytes its key in entries is
-// computed from. A JWT ends in its signature (43 to 683 characters of
-// base64url), an opaque token in random characters or a MAC: its last 64
-// bytes tell live tokens apart as well as the whole token does, and a
-// hit then hashes 64 bytes instead of every byte of a token of a few
-// hundred to a few thousand (an RS256 token's hash was a sixth of a hit).
-// Nothing rests on the key being unique: a hit also compares the whole
-// token, so tokens that share their tail only share a key, the later
-// entry replacing the earlier. Only tokens that passed verification are
-// stored, and nobody can mint a signed token ending in a victim's
-// signature; the seed keeps anyone from aiming at a 64-bit collision.
+// hashTail is how many of a token's last bytes the key of a JWT's entry
+// is computed from. A JWS ends in its signature (43 to 683 characters of
+// base64url): its last 64 bytes tell live tokens apart as well as the
+// whole token does, since nobody can mint a token that verifies and ends
+// in another token's signature, and a hit then hashes 64 bytes instead of
+// every byte of a token of several hundred (an RS256 token's hash was a
+// sixth of a hit). An introspected token is keyed by all of it: opaque
+// formats may end alike (a PASETO footer naming the key, a fixed tenant
+// part), and tokens sharing a key would take turns in one entry, each
+// request evicting another caller's. Nothing rests on a key being unique:
+// a hit also compares the whole token, and the seed keeps anyone from
+// aiming at a 64-bit collision.
 const hashTail = 64
 
-// hash is the key of token in entries: a seeded maphash of its tail.
+// hash is the key of a locally verified token's entry: a seeded maphash
+// of its tail.
 func (c *verifiedCache) hash(token string) uint64 {
 	if len(token) > hashTail {
 		token = token[len(token)-hashTail:]
 	}
 	return maphash.String(c.seed, token)
+}
+
+// hashWhole is the key of an introspected token's entry: a seeded maphash
+// of all of it.
+func (c *verifiedCache) hashWhole(token string) uint64 { return maphash.String(c.seed, token) }
+
+// keyOf is token's key, of its tail or of all of it.
+func (c *verifiedCache) keyOf(token string, whole bool) uint64 {
+	if whole {
+		return c.hashWhole(token)
+	}
+	return c.hash(token)
 }
 
 // sourceIndex is src's index in cacheEntry.ps.
@@ -136,13 +151,15 @@ func sourceIndex(src principal.Source) int {
 	return 0
 }
 
-// get returns the principal cached for token, as src presents it, unless
-// it expired by now. It is the entry's own: read it, never change it.
-func (c *verifiedCache) get(token string, src principal.Source, now time.Time) (*principal.Principal, bool) {
+// get returns the principal cached for token under its whole or tail key
+// (whole: stored by putUntil for an introspected token), as src presents
+// it, unless it expired by now. It is the entry's own: read it, never
+// change it.
+func (c *verifiedCache) get(token string, whole bool, src principal.Source, now time.Time) (*principal.Principal, bool) {
 	if c == nil {
 		return nil, false
 	}
-	h := c.hash(token)
+	h := c.keyOf(token, whole)
 	c.mu.RLock()
 	e, ok := c.entries[h]
 	c.mu.RUnlock()
@@ -164,12 +181,13 @@ func (c *verifiedCache) put(token string, p principal.Principal, now time.Time) 
 	if c == nil {
 		return
 	}
-	c.putUntil(token, p, now, now.Add(c.maxAge))
+	c.putUntil(token, false, p, now, now.Add(c.maxAge))
 }
 
-// putUntil caches p until the earliest of until, its expiry and the
-// cache's maximum age; a zero until keeps nothing.
-func (c *verifiedCache) putUntil(token string, p principal.Principal, now, until time.Time) {
+// putUntil caches p under token's whole or tail key until the earliest of
+// until, its expiry and the cache's maximum age; a zero until keeps
+// nothing.
+func (c *verifiedCache) putUntil(token string, whole bool, p principal.Principal, now, until time.Time) {
 	if c == nil || until.IsZero() {
 		return
 	}
@@ -183,7 +201,7 @@ func (c *verifiedCache) putUntil(token string, p principal.Principal, now, until
 	if !now.Before(expires) {
 		return
 	}
-	h := c.hash(token)
+	h := c.keyOf(token, whole)
 	e := &cacheEntry{ps: [2]principal.Principal{p, p}, expires: expires, token: token, hash: h}
 	e.ps[0].Source, e.ps[1].Source = principal.SourceHeader, principal.SourceCookie
 	c.mu.Lock()

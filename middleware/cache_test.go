@@ -299,7 +299,7 @@ func TestVerifiedCacheTokensSharingTheirTail(t *testing.T) {
 
 // lookup is get for a header-borne token, by value.
 func (c *verifiedCache) lookup(token string, now time.Time) (principal.Principal, bool) {
-	p, ok := c.get(token, principal.SourceHeader, now)
+	p, ok := c.get(token, false, principal.SourceHeader, now)
 	if !ok {
 		return principal.Principal{}, false
 	}

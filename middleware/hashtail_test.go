@@ -13,11 +13,11 @@ import (
 	"github.com/tollgate-dev/tollgate/middleware/authtest"
 )
 
-// TestOpaqueTokensEndingAlike: the verified-token cache keys an entry by
-// the end of its token only. Opaque tokens that differ only at the start
+// TestOpaqueTokensEndingAlike: opaque tokens that differ only at the start
 // (an introspection server's answer names the subject by the first part)
-// must still each get their own caller, request after request, cached or
-// not.
+// each get their own caller, request after request, cached or not. A
+// JWT's cache key is computed from its tail only; TestReview16… checks
+// that an introspected token's is not.
 func TestOpaqueTokensEndingAlike(t *testing.T) {
 	is := authtest.NewIssuer(t)
 	tail := "." + strings.Repeat("0123456789abcdef", 16)

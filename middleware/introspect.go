@@ -157,9 +157,10 @@ func looksLikeJWS(token string) bool {
 	return json.Unmarshal(raw, &h) == nil && h.Alg != nil
 }
 
-// useIntrospection says whether token goes to the introspector. Such
-// tokens skip the verified-token cache: the introspection client has its
-// own, with the TTL the operator chose (0 meaning every request asks).
+// useIntrospection says whether token goes to the introspector. The
+// answer is kept in the verified-token cache no longer than the
+// introspection client keeps it, under a key of the whole token (see
+// hashTail).
 func (a *Authenticator) useIntrospection(token string) bool {
 	switch a.cfg.Mode {
 	case ModeIntrospection:

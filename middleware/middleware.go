@@ -142,7 +142,7 @@ func (a *Authenticator) authenticate(r *http.Request) (p *principal.Principal, c
 		return nil, false, src, dpop, err
 	}
 	now := a.cfg.Now()
-	if p, ok := a.cache.get(token, src, now); ok {
+	if p, ok := a.cached(token, src, now); ok {
 		// A bearer token with DPoP off or allowed skips the binding check:
 		// one comparison, nothing allocated.
 		if p.JKT != "" || dpop || a.cfg.DPoP == DPoPRequired || hasProof(r) {
@@ -174,7 +174,7 @@ func (a *Authenticator) authenticate(r *http.Request) (p *principal.Principal, c
 		// Kept no longer than the introspection client keeps the answer,
 		// so revocation takes effect as its CacheTTL says; meanwhile a
 		// token seen again costs what a JWT does, one hash and a lookup.
-		a.cache.putUntil(kept, fresh, now, until)
+		a.cache.putUntil(kept, true, fresh, now, until)
 	} else {
 		fresh, err = a.jwt.verify(r.Context(), token)
 		if err != nil {
@@ -195,6 +195,18 @@ func (a *Authenticator) authenticate(r *http.Request) (p *principal.Principal, c
 		return nil, false, src, dpop, err
 	}
 	return &fresh, false, src, dpop, nil
+}
+
+// cached looks token up in the verified-token cache under the key it is
+// stored with: its tail's when it was verified locally, all of it when it
+// was introspected (see hashTail). In hybrid mode either may hold it.
+func (a *Authenticator) cached(token string, src principal.Source, now time.Time) (*principal.Principal, bool) {
+	if a.cfg.Mode != ModeIntrospection {
+		if p, ok := a.cache.get(token, false, src, now); ok || a.cfg.Mode != ModeHybrid {
+			return p, ok
+		}
+	}
+	return a.cache.get(token, true, src, now)
 }
 
 // hasProof reports whether r carries a DPoP header. The header is looked
