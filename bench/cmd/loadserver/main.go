@@ -9,7 +9,8 @@
 //	/tollgate-nocache  Tollgate with CacheSize: middleware.Off
 //
 // each served at its name padded with '-' to one length (internal/route),
-// so that routing costs them alike; and, unprotected, /stats: how many requests each Tollgate path
+// so that routing costs them alike; unprotected, /gc (a full garbage collection, for
+// loadtest -instructions) and /stats: how many requests each Tollgate path
 // authenticated and how many of them its verified-token cache answered
 // (counted through Config.OnOutcome), as JSON, so that the load test can
 // report the cache's hit rate next to its throughput.
@@ -154,6 +155,14 @@ func run(addr, dir, alg string, distinct []int, maxLifetime time.Duration) error
 	}
 	mux.Handle("GET "+route.Path("/tollgate-nocache"), uncached.Require(handler))
 
+	// /gc runs a full garbage collection, sweeping included, before it
+	// answers: loadtest -instructions runs this server with GOGC=off and
+	// calls it before and at the end of every window, so that each window
+	// pays for exactly one collection, of its own garbage.
+	mux.HandleFunc("GET /gc", func(w http.ResponseWriter, _ *http.Request) {
+		runtime.GC()
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) {
 		out := make(map[string]Counts, len(stats))
 		for path, c := range stats {

@@ -30,13 +30,31 @@ import (
 // throughput table rather than replacing it. Go's asynchronous preemption
 // signals crash callgrind 3.19, so loadserver runs with
 // GODEBUG=asyncpreemptoff=1.
+//
+// Garbage collection is counted, but not left to chance: loadserver runs
+// with GOGC=off, and collects (its /gc) before each window's zeroing and
+// again at the window's end, inside it. Every window thus pays for exactly
+// one collection, of its own garbage: the sweeping and allocation its
+// requests cause, and one marking of the live heap, the same for every
+// endpoint. Left to the runtime, whether a collection (a few thousand
+// instructions per request of a 1,000-request window) fell in a window was
+// chance, and collecting only before each window made that chance a bias
+// (a collection triggered in every round of one endpoint's window and in
+// none of another's). What this leaves out is that an endpoint which
+// allocates more would, in production, start collections more often.
+// The one /gc request of a window adds the same few instructions per
+// request to every endpoint. GOMAXPROCS=1 as well: callgrind runs one
+// thread at a time anyway, and with more Ps the runtime's idle workers
+// and background sweeper spin while they wait for it, hundreds of millions
+// of instructions in some windows (runtime.goschedIfBusy), which counted
+// the scheduler's waiting rather than the server's work.
 
 // instrServer is the command that starts loadserver under callgrind,
 // writing its dumps into dir.
 func instrServer(s settings, dir string) *exec.Cmd {
 	cmd := exec.Command("valgrind", "--tool=callgrind", "--callgrind-out-file="+filepath.Join(dir, "callgrind.out"),
 		s.server, "-tokens-dir", dir, "-distinct", s.distinct, "-alg", s.alg)
-	cmd.Env = append(os.Environ(), "GODEBUG=asyncpreemptoff=1")
+	cmd.Env = append(os.Environ(), "GODEBUG=asyncpreemptoff=1", "GOGC=off", "GOMAXPROCS=1")
 	return cmd
 }
 
@@ -100,10 +118,16 @@ func countInstructions(ctx context.Context, s settings, dir, base, pid string) e
 		for si, sc := range scenarios {
 			for k := range endpoints {
 				ei := (k + round) % len(endpoints)
+				if err := collect(ctx, client, base); err != nil {
+					return err
+				}
 				if err := exec.CommandContext(ctx, "callgrind_control", "-z", pid).Run(); err != nil {
 					return fmt.Errorf("callgrind_control -z: %w", err)
 				}
 				if err := send(base+route.Path(endpoints[ei].path), tokensOf[si], s.instructions); err != nil {
+					return err
+				}
+				if err := collect(ctx, client, base); err != nil {
 					return err
 				}
 				if err := exec.CommandContext(ctx, "callgrind_control", "-d", pid).Run(); err != nil {
@@ -121,6 +145,24 @@ func countInstructions(ctx context.Context, s settings, dir, base, pid string) e
 		}
 	}
 	printInstructions(os.Stdout, s, scenarios, ir)
+	return nil
+}
+
+// collect has loadserver run a full garbage collection (its /gc).
+func collect(ctx context.Context, client *http.Client, base string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/gc", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("/gc: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("/gc: status %d", resp.StatusCode)
+	}
 	return nil
 }
 
