@@ -314,9 +314,9 @@ type ctxKey struct{}
 
 // principalCtx is the context With and WithShared return. It is
 // context.WithValue's valueCtx with a pointer to the Principal rather than
-// the Principal boxed in an interface: WithShared's costs one small
-// allocation, and on a cache hit it is, with r.WithContext, all the
-// middleware allocates.
+// the Principal boxed in an interface: WithShared costs one small
+// allocation, which with r.WithContext's is all the middleware allocates
+// on a cache hit.
 type principalCtx struct {
 	context.Context
 	p *Principal
